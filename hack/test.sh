@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's test command (make test): bootstrap, lint, type-check, then every test tier.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(hack/bootstrap.sh)"
+echo ">> ruff" && ruff check operator tests hack && ruff format --check operator tests hack
+echo ">> mypy --strict" && mypy
+[ "${1:-}" = "--lint-only" ] && exit 0
+echo ">> pytest"
+exec pytest "$@"

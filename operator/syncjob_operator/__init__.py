@@ -1,0 +1,1 @@
+"""syncjob-operator: reconciles SyncJob objects into AWS IoT TwinMaker and Truto sync jobs."""

@@ -1,0 +1,5 @@
+import sys
+
+from syncjob_operator.cli import main
+
+sys.exit(main())

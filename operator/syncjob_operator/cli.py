@@ -1,0 +1,72 @@
+"""The `syncjob-operator` command: run the operator, or the local tooling around it."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="syncjob-operator")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    from syncjob_operator.runner import add_run_arguments
+
+    add_run_arguments(
+        verbs.add_parser("run", help="run the operator against the current kubeconfig")
+    )
+
+    cluster = verbs.add_parser(
+        "cluster",
+        help="start a local control plane (etcd, kube-apiserver, kube-controller-manager)",
+    )
+    cluster.add_argument("--kubeconfig-out", help="copy the admin kubeconfig here once ready")
+
+    verbs.add_parser(
+        "emulators",
+        help="serve the AWS IoT TwinMaker and Truto emulators on loopback",
+        add_help=False,
+    )
+    demo = verbs.add_parser("demo", help="control plane + emulators + operator + example SyncJobs")
+    demo.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
+
+    args, rest = parser.parse_known_args(argv)
+    if args.verb == "emulators":
+        from syncjob_operator.emulators.server import main as serve_emulators
+
+        return serve_emulators(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.verb == "run":
+        from syncjob_operator.runner import run
+
+        return run(args)
+    if args.verb == "cluster":
+        return _serve_cluster(args.kubeconfig_out)
+    from syncjob_operator.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def _serve_cluster(kubeconfig_out: str | None) -> int:
+    import shutil
+
+    from syncjob_operator.localcluster import ControlPlane
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with ControlPlane() as plane:
+        if kubeconfig_out:
+            shutil.copy(plane.kubeconfig, kubeconfig_out)
+        print(f"control plane ready at {plane.server}", flush=True)
+        print(f"export KUBECONFIG={kubeconfig_out or plane.kubeconfig}", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

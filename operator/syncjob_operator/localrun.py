@@ -1,0 +1,106 @@
+"""The operator as its own process against a local control plane: for the demo and the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from syncjob_operator.localcluster import free_port
+
+CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
+
+
+@dataclass
+class OperatorProcess:
+    """`syncjob-operator run` in a child process, with its log in `log_path`."""
+
+    kubeconfig: Path
+    log_path: Path
+    twinmaker_url: str | None = None
+    truto_url: str | None = None
+    extra_args: Sequence[str] = ()
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    resync_seconds: float = 60.0
+    poll_seconds: float = 0.5
+    metrics_port: int = field(default_factory=free_port)
+    _popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def start(self, *, ready_timeout: float = 60) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            # The emulators check that requests are SigV4-signed, not by whom.
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "syncjob_operator",
+            "run",
+            f"--metrics-address=127.0.0.1:{self.metrics_port}",
+            f"--liveness=http://127.0.0.1:{free_port()}/healthz",
+            f"--resync-seconds={self.resync_seconds}",
+            f"--poll-seconds={self.poll_seconds}",
+            *self.extra_args,
+        ]
+        if self.twinmaker_url:
+            argv.append(f"--twinmaker-endpoint-url={self.twinmaker_url}")
+        if self.truto_url:
+            argv.append(f"--truto-base-url={self.truto_url}")
+        with self.log_path.open("ab") as log:
+            self._popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._wait_ready(ready_timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._popen is not None
+            if self._popen.poll() is not None:
+                raise RuntimeError(
+                    f"the operator exited with {self._popen.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(f"{self.metrics_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the operator was not ready after {timeout}s:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.metrics_url}/metrics", timeout=5).text
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash or an OOM kill."""
+        if self._popen is not None and self._popen.poll() is None:
+            self._popen.send_signal(signal.SIGKILL)
+            self._popen.wait()
+
+    def stop(self) -> None:
+        if self._popen is not None and self._popen.poll() is None:
+            self._popen.terminate()
+            try:
+                self._popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

@@ -1,0 +1,65 @@
+"""Prometheus metrics. kopf has none of its own; these cover reconciles, remote calls,
+retries, terminal errors and the SyncJobs by provider and remote state."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry()
+
+RECONCILES = Counter(
+    "syncjob_reconcile_total",
+    "Reconciles by provider, kind (apply, resync, delete) and outcome.",
+    ["provider", "kind", "outcome"],
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "syncjob_reconcile_duration_seconds",
+    "Time spent in one reconcile, remote calls included.",
+    ["provider", "kind"],
+    registry=REGISTRY,
+)
+REMOTE_CALLS = Counter(
+    "syncjob_remote_calls_total",
+    "Remote API calls by provider, operation and result (ok or the classified error code).",
+    ["provider", "operation", "result"],
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "syncjob_retries_total",
+    "Retryable errors that scheduled a retry.",
+    ["provider", "code"],
+    registry=REGISTRY,
+)
+TERMINAL_ERRORS = Counter(
+    "syncjob_terminal_errors_total",
+    "Errors retrying cannot fix.",
+    ["provider", "code"],
+    registry=REGISTRY,
+)
+
+
+class _ObjectStates(Collector):
+    """SyncJobs by provider and remote state, from the latest status each object produced."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, tuple[str, str]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "syncjob_objects",
+            "SyncJobs by provider and remote state.",
+            labels=["provider", "state"],
+        )
+        for (provider, state), count in sorted(Tally(self.states.values()).items()):
+            family.add_metric([provider, state], count)
+        yield family
+
+
+OBJECT_STATES = _ObjectStates()
+REGISTRY.register(OBJECT_STATES)

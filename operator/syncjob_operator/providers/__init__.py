@@ -1,0 +1,1 @@
+"""Remote APIs behind the Provider interface."""

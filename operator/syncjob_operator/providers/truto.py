@@ -1,0 +1,252 @@
+"""Truto sync jobs through httpx.
+
+Truto assigns ids, so a job created just before a crash cannot be found by name. The
+reconciler writes status.pendingCreate before POSTing; when a restart finds that marker but no
+id, this provider looks for the job among the integration's jobs: same content, created after
+the marker. One match is adopted; several are refused as ambiguous rather than guessed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from typing import Any
+
+import httpx
+
+from syncjob_operator.metrics import REMOTE_CALLS
+from syncjob_operator.model import ProviderName, SyncJob, TrutoSpec
+from syncjob_operator.providers.base import (
+    ABSENT,
+    Observation,
+    ProviderError,
+    SecretReader,
+    SharedListCache,
+    created_since,
+    secret_value,
+)
+
+DEFAULT_BASE_URL = "https://api.truto.one"
+_PAGE_LIMIT = 100
+_TERMINAL_CODES = {
+    400: "ValidationError",
+    401: "Unauthorized",
+    403: "Forbidden",
+    422: "ValidationError",
+}
+
+
+def desired_body(spec: TrutoSpec) -> dict[str, Any]:
+    """The sync job as Truto stores it, from the spec (unset optional fields left out)."""
+    return {
+        "integration_name": spec.integration_name,
+        "args_schema": spec.args_schema,
+        "resources": [r.model_dump(exclude_none=True) for r in spec.resources],
+    }
+
+
+def changed_fields(desired: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:
+    """The top-level fields whose remote value differs: what a PATCH must send."""
+    return {k: v for k, v in desired.items() if _normalized(remote.get(k)) != _normalized(v)}
+
+
+def _normalized(value: Any) -> Any:
+    # Truto may echo optional resource fields back as null; null and absent mean the same.
+    if isinstance(value, dict):
+        return {k: _normalized(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_normalized(v) for v in value]
+    return value
+
+
+def list_page(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """A list page's items and next cursor. Truto's clients read `result`; its docs show
+    `results`: accept both."""
+    items = payload.get("result", payload.get("results")) or []
+    return list(items), payload.get("next_cursor") or None
+
+
+def _timestamp(value: str | None) -> datetime.datetime | None:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _observation(remote: dict[str, Any], spec: TrutoSpec) -> Observation:
+    up_to_date = not changed_fields(desired_body(spec), remote)
+    return Observation(
+        exists=True,
+        remote_id=remote["id"],
+        state="PRESENT",
+        up_to_date=up_to_date,
+        ready=True,
+        created_at=_timestamp(remote.get("created_at")),
+        updated_at=_timestamp(remote.get("updated_at")),
+    )
+
+
+def classify(response: httpx.Response, operation: str) -> ProviderError:
+    try:
+        payload = response.json()
+        message = str(payload.get("message") or payload.get("error") or response.text)
+    except ValueError:
+        message = response.text or response.reason_phrase
+    status = response.status_code
+    if status == 429 or status >= 500:
+        reset = response.headers.get("ratelimit-reset") or response.headers.get("retry-after")
+        retry_after = float(reset) if reset and reset.replace(".", "", 1).isdigit() else None
+        code = "RateLimited" if status == 429 else f"ServerError{status}"
+        return ProviderError(
+            code, message, retryable=True, retry_after=retry_after, operation=operation
+        )
+    code = _TERMINAL_CODES.get(status, f"HTTP{status}")
+    return ProviderError(code, message, retryable=False, operation=operation)
+
+
+class TrutoProvider:
+    name: ProviderName = "Truto"
+
+    def __init__(
+        self,
+        secrets: SecretReader,
+        *,
+        default_base_url: str = DEFAULT_BASE_URL,
+        list_ttl: float = 30.0,
+        timeout: float = 15.0,
+    ) -> None:
+        self._secrets = secrets
+        self._default_base_url = default_base_url
+        self._http = httpx.AsyncClient(timeout=timeout)
+        self._lists: SharedListCache[tuple[str, str, str], dict[str, dict[str, Any]]] = (
+            SharedListCache(list_ttl)
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        job: SyncJob,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        not_found_ok: bool = False,
+    ) -> dict[str, Any] | None:
+        spec = _spec(job)
+        ref = spec.token_secret_ref
+        token = await secret_value(self._secrets, job.namespace, ref.name, ref.key)
+        try:
+            response = await self._http.request(
+                method,
+                self._base_url(spec) + path,
+                json=body,
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.TransportError as exc:
+            code = "Timeout" if isinstance(exc, httpx.TimeoutException) else "ConnectionError"
+            REMOTE_CALLS.labels(self.name, operation, code).inc()
+            raise ProviderError(
+                code, f"{type(exc).__name__}: {exc}", retryable=True, operation=operation
+            ) from exc
+        if response.status_code == 404 and not_found_ok:
+            REMOTE_CALLS.labels(self.name, operation, "NotFound").inc()
+            return None
+        if response.is_error:
+            error = classify(response, operation)
+            REMOTE_CALLS.labels(self.name, operation, error.code).inc()
+            raise error
+        REMOTE_CALLS.labels(self.name, operation, "ok").inc()
+        return response.json() if response.content else {}
+
+    def _base_url(self, spec: TrutoSpec) -> str:
+        return (spec.base_url or self._default_base_url).rstrip("/")
+
+    def _scope(self, job: SyncJob) -> tuple[str, str, str]:
+        spec = _spec(job)
+        ref = spec.token_secret_ref
+        # Jobs visible to one token: the list cache must not leak across tokens.
+        token_scope = hashlib.sha256(f"{job.namespace}/{ref.name}/{ref.key}".encode()).hexdigest()[
+            :16
+        ]
+        return (self._base_url(spec), token_scope, spec.integration_name)
+
+    async def _list(self, job: SyncJob) -> dict[str, dict[str, Any]]:
+        jobs: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "integration_name": _spec(job).integration_name,
+                "limit": _PAGE_LIMIT,
+            }
+            if cursor:
+                params["next_cursor"] = cursor
+            payload = await self._request(job, "ListSyncJobs", "GET", "/sync-job", params=params)
+            items, cursor = list_page(payload or {})
+            jobs.update((item["id"], item) for item in items)
+            if not cursor or not items:
+                return jobs
+
+    async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
+        spec = _spec(job)
+        if job.remote_id is None:
+            return await self._find_interrupted_create(job) if job.pending_create else ABSENT
+        if shared_list:
+            jobs = await self._lists.get(self._scope(job), lambda: self._list(job))
+            found = jobs.get(job.remote_id)
+        else:
+            found = await self._request(
+                job, "GetSyncJob", "GET", f"/sync-job/{job.remote_id}", not_found_ok=True
+            )
+        return ABSENT if found is None else _observation(found, spec)
+
+    async def _find_interrupted_create(self, job: SyncJob) -> Observation:
+        spec = _spec(job)
+        desired = desired_body(spec)
+        candidates = [
+            remote
+            for remote in (await self._list(job)).values()
+            if not changed_fields(desired, remote)
+            and created_since(job.pending_create, _timestamp(remote.get("created_at")))
+        ]
+        if len(candidates) > 1:
+            ids = ", ".join(sorted(c["id"] for c in candidates))
+            raise ProviderError(
+                "AmbiguousCreate",
+                f"an interrupted create left several identical sync jobs ({ids}); delete the extra"
+                " ones in Truto, then clear status.pendingCreate",
+                retryable=False,
+            )
+        return _observation(candidates[0], spec) if candidates else ABSENT
+
+    async def create(self, job: SyncJob) -> Observation:
+        self._lists.invalidate(self._scope(job))
+        created = await self._request(
+            job, "CreateSyncJob", "POST", "/sync-job", body=desired_body(_spec(job))
+        )
+        assert created is not None
+        return _observation(created, _spec(job))
+
+    async def update(self, job: SyncJob, observed: Observation) -> Observation:
+        spec = _spec(job)
+        remote = await self._request(job, "GetSyncJob", "GET", f"/sync-job/{observed.remote_id}")
+        changes = changed_fields(desired_body(spec), remote or {})
+        if not changes:
+            return _observation(remote or {}, spec)
+        self._lists.invalidate(self._scope(job))
+        patched = await self._request(
+            job, "UpdateSyncJob", "PATCH", f"/sync-job/{observed.remote_id}", body=changes
+        )
+        return _observation(patched or {}, spec)
+
+    async def delete(self, job: SyncJob, observed: Observation) -> None:
+        self._lists.invalidate(self._scope(job))
+        await self._request(
+            job, "DeleteSyncJob", "DELETE", f"/sync-job/{observed.remote_id}", not_found_ok=True
+        )
+
+
+def _spec(job: SyncJob) -> TrutoSpec:
+    assert job.spec.truto is not None, "TrutoProvider got a SyncJob without truto"
+    return job.spec.truto

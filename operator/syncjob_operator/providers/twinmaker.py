@@ -1,0 +1,313 @@
+"""AWS IoT TwinMaker sync jobs through boto3.
+
+A job is named by workspaceId + syncSource, so it is found again after any crash by name, and a
+ConflictException on create means "already there": adopt it when its role matches. TwinMaker
+has no update call; only tags change (TagResource / UntagResource). boto3 blocks, so every
+call runs on a dedicated thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from mypy_boto3_iottwinmaker import IoTTwinMakerClient
+
+from syncjob_operator.metrics import REMOTE_CALLS
+from syncjob_operator.model import ProviderName, SyncJob, TwinMakerSpec
+from syncjob_operator.providers.base import (
+    ABSENT,
+    Observation,
+    ProviderError,
+    SecretReader,
+    SharedListCache,
+)
+
+T = TypeVar("T")
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "InternalServerException",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "TooManyRequestsException",
+        "Throttling",
+        "ThrottledException",
+        "SlowDown",
+        "RequestLimitExceeded",
+    }
+)
+_SETTLED_STATES = frozenset({"ACTIVE", "ERROR"})
+_LIST_PAGE_SIZE = 200
+
+# boto3 retries on its own would hide throttling from our backoff and metrics: one attempt,
+# short timeouts, and the reconciler decides when to try again.
+_BOTO_CONFIG = botocore.config.Config(
+    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15
+)
+
+
+def classify(error: Exception, operation: str) -> ProviderError:
+    """Maps a botocore exception to a retryable or terminal ProviderError."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        info = error.response.get("Error", {})
+        code = info.get("Code", "Unknown")
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        retryable = code in _RETRYABLE_CODES or status >= 500 or status == 429
+        return ProviderError(
+            code, info.get("Message", str(error)), retryable=retryable, operation=operation
+        )
+    if isinstance(
+        error, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return ProviderError("CredentialsMissing", str(error), retryable=False, operation=operation)
+    if isinstance(error, botocore.exceptions.ParamValidationError):
+        return ProviderError(
+            "ValidationException", str(error), retryable=False, operation=operation
+        )
+    if isinstance(error, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
+        return ProviderError("ConnectionError", str(error), retryable=True, operation=operation)
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return ProviderError(type(error).__name__, str(error), retryable=True, operation=operation)
+    raise error
+
+
+def _observation(summary: dict[str, Any], *, up_to_date: bool = True) -> Observation:
+    state = summary["status"]["state"]
+    error = summary["status"].get("error") or {}
+    return Observation(
+        exists=True,
+        remote_id=summary["arn"],
+        state=state,
+        up_to_date=up_to_date,
+        ready=state == "ACTIVE",
+        settled=state in _SETTLED_STATES,
+        failed=state == "ERROR",
+        error_code=error.get("code"),
+        error_message=error.get("message"),
+        created_at=summary.get("creationDateTime"),
+        updated_at=summary.get("updateDateTime"),
+    )
+
+
+def tag_changes(
+    desired: dict[str, str], remote: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """What to tag and what to untag so that the remote tags equal the desired ones."""
+    to_tag = {k: v for k, v in desired.items() if remote.get(k) != v}
+    to_untag = sorted(k for k in remote if k not in desired)
+    return to_tag, to_untag
+
+
+class TwinMakerProvider:
+    name: ProviderName = "AWSIoTTwinMaker"
+
+    def __init__(
+        self,
+        secrets: SecretReader,
+        executor: Executor,
+        *,
+        default_endpoint_url: str | None = None,
+        list_ttl: float = 30.0,
+    ) -> None:
+        self._secrets = secrets
+        self._executor = executor
+        self._default_endpoint_url = default_endpoint_url
+        self._clients: dict[tuple[str, str | None, str], IoTTwinMakerClient] = {}
+        self._lists: SharedListCache[
+            tuple[str, str | None, str, str], dict[str, dict[str, Any]]
+        ] = SharedListCache(list_ttl)
+
+    async def _client(self, job: SyncJob) -> tuple[IoTTwinMakerClient, str]:
+        spec = _spec(job)
+        endpoint = spec.endpoint_url or self._default_endpoint_url
+        credentials: dict[str, str] = {}
+        if spec.credentials_secret_ref is not None:
+            ref = spec.credentials_secret_ref
+            data, _ = await self._secrets.read(job.namespace, ref.name)
+            keys = {
+                "aws_access_key_id": ref.access_key_id_key,
+                "aws_secret_access_key": ref.secret_access_key_key,
+            }
+            if ref.session_token_key:
+                keys["aws_session_token"] = ref.session_token_key
+            missing = [key for key in keys.values() if key not in data]
+            if missing:
+                raise ProviderError(
+                    "SecretKeyNotFound",
+                    f"Secret {job.namespace}/{ref.name} lacks key(s) {', '.join(missing)}",
+                    retryable=False,
+                )
+            credentials = {arg: data[key] for arg, key in keys.items()}
+        # Clients are costly to build and thread-safe: one per region, endpoint and identity.
+        identity = hashlib.sha256(repr(sorted(credentials.items())).encode()).hexdigest()[:16]
+        cache_key = (spec.region, endpoint, identity)
+        client = self._clients.get(cache_key)
+        if client is None:
+            session = boto3.session.Session(
+                region_name=spec.region,
+                aws_access_key_id=credentials.get("aws_access_key_id"),
+                aws_secret_access_key=credentials.get("aws_secret_access_key"),
+                aws_session_token=credentials.get("aws_session_token"),
+            )
+            # An explicit endpoint (VPC endpoint, emulator) is the whole host: botocore would
+            # otherwise prepend the model's "api." host prefix to it.
+            config = _BOTO_CONFIG.merge(botocore.config.Config(inject_host_prefix=endpoint is None))
+            client = session.client("iottwinmaker", endpoint_url=endpoint, config=config)
+            self._clients[cache_key] = client
+        return client, identity
+
+    async def _call(self, operation: str, call: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._executor, call)
+        except Exception as exc:
+            error = classify(exc, operation)
+            REMOTE_CALLS.labels(self.name, operation, error.code).inc()
+            raise error from exc
+        REMOTE_CALLS.labels(self.name, operation, "ok").inc()
+        return result
+
+    async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
+        spec = _spec(job)
+        client, identity = await self._client(job)
+        if shared_list:
+            scope = (spec.region, spec.endpoint_url, identity, spec.workspace_id)
+            jobs = await self._lists.get(scope, lambda: self._list_jobs(client, spec.workspace_id))
+            summary = jobs.get(spec.sync_source)
+            return ABSENT if summary is None else _observation(summary)
+        try:
+            found: dict[str, Any] = dict(
+                await self._call(
+                    "GetSyncJob",
+                    lambda: client.get_sync_job(
+                        syncSource=spec.sync_source, workspaceId=spec.workspace_id
+                    ),
+                )
+            )
+        except ProviderError as error:
+            if error.code == "ResourceNotFoundException":
+                return ABSENT
+            raise
+        if found["status"]["state"] != "ACTIVE":
+            return _observation(found)  # tags are reconciled once the job has settled
+        tags = await self._call(
+            "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=found["arn"])
+        )
+        to_tag, to_untag = tag_changes(spec.tags, dict(tags.get("tags", {})))
+        return _observation(found, up_to_date=not to_tag and not to_untag)
+
+    async def _list_jobs(
+        self, client: IoTTwinMakerClient, workspace_id: str
+    ) -> dict[str, dict[str, Any]]:
+        jobs: dict[str, dict[str, Any]] = {}
+        token: str | None = None
+        while True:
+            page = await self._call(
+                "ListSyncJobs", functools.partial(_list_page, client, workspace_id, token)
+            )
+            for summary in page.get("syncJobSummaries", []):
+                jobs[summary["syncSource"]] = dict(summary)
+            token = page.get("nextToken")
+            if not token:
+                return jobs
+
+    async def create(self, job: SyncJob) -> Observation:
+        spec = _spec(job)
+        client, identity = await self._client(job)
+        self._lists.invalidate((spec.region, spec.endpoint_url, identity, spec.workspace_id))
+        try:
+            created = await self._call(
+                "CreateSyncJob",
+                lambda: client.create_sync_job(
+                    workspaceId=spec.workspace_id,
+                    syncSource=spec.sync_source,
+                    syncRole=spec.sync_role,
+                    tags=spec.tags,
+                ),
+            )
+        except ProviderError as error:
+            if error.code != "ConflictException":
+                raise
+            return await self._adopt(job, client)
+        return Observation(
+            exists=True,
+            remote_id=created["arn"],
+            state=created["state"],
+            ready=created["state"] == "ACTIVE",
+            settled=created["state"] in _SETTLED_STATES,
+            created_at=created.get("creationDateTime"),
+        )
+
+    async def _adopt(self, job: SyncJob, client: IoTTwinMakerClient) -> Observation:
+        """A job with this name exists: ours from before a crash if the role matches."""
+        spec = _spec(job)
+        found = await self._call(
+            "GetSyncJob",
+            lambda: client.get_sync_job(syncSource=spec.sync_source, workspaceId=spec.workspace_id),
+        )
+        if found["syncRole"] != spec.sync_role:
+            raise ProviderError(
+                "AlreadyExists",
+                f"workspace {spec.workspace_id} already has a {spec.sync_source} sync job with"
+                f" role {found['syncRole']}; not adopting it",
+                retryable=False,
+            )
+        return await self.observe(job)
+
+    async def update(self, job: SyncJob, observed: Observation) -> Observation:
+        spec = _spec(job)
+        client, _ = await self._client(job)
+        arn = observed.remote_id
+        assert arn is not None
+        tags = await self._call(
+            "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=arn)
+        )
+        to_tag, to_untag = tag_changes(spec.tags, dict(tags.get("tags", {})))
+        if to_tag:
+            await self._call(
+                "TagResource", lambda: client.tag_resource(resourceARN=arn, tags=to_tag)
+            )
+        if to_untag:
+            await self._call(
+                "UntagResource", lambda: client.untag_resource(resourceARN=arn, tagKeys=to_untag)
+            )
+        return dataclasses.replace(observed, up_to_date=True)
+
+    async def delete(self, job: SyncJob, observed: Observation) -> None:
+        spec = _spec(job)
+        client, identity = await self._client(job)
+        self._lists.invalidate((spec.region, spec.endpoint_url, identity, spec.workspace_id))
+        try:
+            await self._call(
+                "DeleteSyncJob",
+                lambda: client.delete_sync_job(
+                    workspaceId=spec.workspace_id, syncSource=spec.sync_source
+                ),
+            )
+        except ProviderError as error:
+            if error.code != "ResourceNotFoundException":
+                raise
+
+
+def _list_page(client: IoTTwinMakerClient, workspace_id: str, token: str | None) -> Any:
+    if token:
+        return client.list_sync_jobs(
+            workspaceId=workspace_id, maxResults=_LIST_PAGE_SIZE, nextToken=token
+        )
+    return client.list_sync_jobs(workspaceId=workspace_id, maxResults=_LIST_PAGE_SIZE)
+
+
+def _spec(job: SyncJob) -> TwinMakerSpec:
+    assert job.spec.twinmaker is not None, "TwinMakerProvider got a SyncJob without awsIoTTwinMaker"
+    return job.spec.twinmaker

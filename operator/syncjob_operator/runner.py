@@ -1,0 +1,192 @@
+"""`syncjob-operator run`: wires providers, handlers, metrics and kopf together, then runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+from aiohttp import web
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from syncjob_operator.handlers import Handlers, Runtime, Timing, configure_settings, register
+from syncjob_operator.kube import KubeSecrets, KubeStatusWriter
+from syncjob_operator.metrics import REGISTRY
+from syncjob_operator.providers.truto import DEFAULT_BASE_URL, TrutoProvider
+from syncjob_operator.providers.twinmaker import TwinMakerProvider
+
+
+def _labels(text: str) -> dict[str, str]:
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    if any(len(pair) != 2 or not pair[0] for pair in pairs):
+        raise argparse.ArgumentTypeError(f"expected key=value[,key=value], got {text!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        dest="namespaces",
+        help="watch only this namespace (repeatable; globs allowed); default: all namespaces",
+    )
+    parser.add_argument(
+        "--selector",
+        type=_labels,
+        default=_labels(env("SYNCJOB_SELECTOR", "")),
+        help="handle only SyncJobs with these labels (key=value,...), to shard across releases",
+    )
+    parser.add_argument(
+        "--peering",
+        default=env("SYNCJOB_PEERING") or None,
+        help="kopf peering name for HA with priorities; default: standalone",
+    )
+    parser.add_argument("--priority", type=int, default=int(env("SYNCJOB_PRIORITY", "0")))
+    parser.add_argument(
+        "--log-format", choices=["plain", "json"], default=env("SYNCJOB_LOG_FORMAT", "plain")
+    )
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--metrics-address",
+        default=env("SYNCJOB_METRICS_ADDRESS", "0.0.0.0:8080"),
+        help="serves /metrics and /readyz",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=env("SYNCJOB_LIVENESS", "http://0.0.0.0:8081/healthz"),
+        help="kopf's liveness endpoint",
+    )
+    parser.add_argument(
+        "--resync-seconds", type=float, default=float(env("SYNCJOB_RESYNC_SECONDS", "60"))
+    )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=float(env("SYNCJOB_POLL_SECONDS", "2"))
+    )
+    parser.add_argument(
+        "--aws-workers",
+        type=int,
+        default=int(env("SYNCJOB_AWS_WORKERS", "8")),
+        help="threads for blocking boto3 calls",
+    )
+    parser.add_argument(
+        "--twinmaker-endpoint-url",
+        default=env("SYNCJOB_TWINMAKER_ENDPOINT_URL") or None,
+        help="default TwinMaker endpoint when a SyncJob sets none",
+    )
+    parser.add_argument("--truto-base-url", default=env("SYNCJOB_TRUTO_BASE_URL", DEFAULT_BASE_URL))
+
+
+def run(args: argparse.Namespace) -> int:
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
+        # Plain lines carry "[namespace/name]"; JSON lines carry the object under "object".
+        log_prefix=args.log_format == "plain",
+        log_refkey="object" if args.log_format == "json" else None,
+    )
+    # boto3/botocore debug logs can include request signing details: keep them quiet.
+    for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio.run(_run(args))
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _kube_api() -> AsyncIterator[k8s_client.ApiClient]:
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    else:
+        await k8s_config.load_kube_config()
+    async with k8s_client.ApiClient() as api:
+        yield api
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(address: str, ready: asyncio.Event) -> AsyncIterator[None]:
+    """/metrics and /readyz on aiohttp (already kopf's HTTP stack), in kopf's own loop."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def readyz(_: web.Request) -> web.Response:
+        # Ready once kopf has connected, scanned the resources and started its watchers.
+        if ready.is_set():
+            return web.Response(text="ok")
+        return web.Response(text="starting", status=503)
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics), web.get("/readyz", readyz)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, _, port = address.rpartition(":")
+    await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def _run(args: argparse.Namespace) -> None:
+    timing = Timing(poll_seconds=args.poll_seconds, resync_seconds=args.resync_seconds)
+    ready, stop = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=args.aws_workers, thread_name_prefix="boto3") as executor:
+        async with _kube_api() as api:
+            secrets = KubeSecrets(api)
+            truto = TrutoProvider(secrets, default_base_url=args.truto_base_url)
+            runtime = Runtime(
+                providers={
+                    "AWSIoTTwinMaker": TwinMakerProvider(
+                        secrets,
+                        executor,
+                        default_endpoint_url=args.twinmaker_endpoint_url,
+                        list_ttl=args.resync_seconds / 2,
+                    ),
+                    "Truto": truto,
+                },
+                writer=KubeStatusWriter(api),
+                secrets=secrets,
+                timing=timing,
+            )
+            registry = kopf.OperatorRegistry()
+            register(registry, Handlers(runtime), labels=args.selector)
+            kopf.on.startup(registry=registry)(_configure)
+            kopf.on.login(registry=registry)(_login)
+            async with _metrics_server(args.metrics_address, ready):
+                await kopf.operator(
+                    registry=registry,
+                    clusterwide=not args.namespaces,
+                    namespaces=args.namespaces,
+                    standalone=args.peering is None,
+                    peering_name=args.peering,
+                    priority=args.priority,
+                    liveness_endpoint=args.liveness or None,
+                    ready_flag=ready,
+                    stop_flag=stop,
+                )
+            await truto.aclose()
+
+
+async def _configure(settings: kopf.OperatorSettings, **_: object) -> None:
+    configure_settings(settings)
+
+
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # kopf's own logins: no pykube or sync kubernetes client is installed to do it for us.
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)

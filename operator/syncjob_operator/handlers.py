@@ -214,7 +214,8 @@ class Handlers:
             message = (
                 f"remote job {(status.get('remote') or {}).get('id', '')} {outcome.action}".strip()
             )
-            kopf.info(body, reason=_EVENT_REASONS[outcome.action], message=message)
+            # kopf.event, not kopf.info: the posting level only gates kopf's log bridge.
+            kopf.event(body, type="Normal", reason=_EVENT_REASONS[outcome.action], message=message)
             logger.info(message)
         if error is not None:
             if not error.retryable:
@@ -229,17 +230,14 @@ class Handlers:
             message = _condition(status, "Ready").get("message", "")
             kopf.warn(body, reason="RemoteJobFailed", message=message)
             logger.warning(f"remote job failed: {message}")
-        if (
-            observed is not None
-            and not observed.exists
-            and prior_state not in (None, "ABSENT")
-            and kind != "delete"
-        ):
-            kopf.warn(
-                body,
-                reason="RemoteJobMissing",
-                message="the remote job was deleted outside the operator",
-            )
+        vanished = (
+            observed is not None and not observed.exists and prior_state not in (None, "ABSENT")
+        )
+        if outcome.action == "recreated" or (vanished and kind != "delete"):
+            then = "; recreated it" if outcome.action == "recreated" else ""
+            message = f"the remote job was deleted outside the operator{then}"
+            kopf.warn(body, reason="RemoteJobMissing", message=message)
+            logger.warning(message)
 
 
 def _outcome_label(outcome: Outcome) -> str:

@@ -91,7 +91,10 @@ def classify(response: httpx.Response, operation: str) -> ProviderError:
         message = response.text or response.reason_phrase
     status = response.status_code
     if status == 429 or status >= 500:
-        reset = response.headers.get("ratelimit-reset") or response.headers.get("retry-after")
+        # ratelimit-reset is sent on every response; it says when to come back only on a 429.
+        reset = response.headers.get("retry-after")
+        if status == 429:
+            reset = response.headers.get("ratelimit-reset") or reset
         retry_after = float(reset) if reset and reset.replace(".", "", 1).isdigit() else None
         code = "RateLimited" if status == 429 else f"ServerError{status}"
         return ProviderError(

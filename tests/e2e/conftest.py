@@ -1,0 +1,164 @@
+"""End-to-end fixtures: the CRD installed in the real control plane, both emulators, and the
+operator as its own process reaching them through the real boto3 and httpx clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import httpx
+import pytest
+import yaml
+from mypy_boto3_iottwinmaker import IoTTwinMakerClient
+
+from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_operator.emulators.server import RunningEmulators
+from syncjob_operator.emulators.twinmaker import TwinMakerConfig
+from syncjob_operator.localcluster import ControlPlane
+from syncjob_operator.localrun import CRDS_DIR, OperatorProcess
+from tests.support.kube import Cli
+
+TRUTO_TOKEN = "e2e-token"
+ROLE = "arn:aws:iam::123456789012:role/TwinMakerSync"
+
+
+@dataclass(frozen=True)
+class Emulators:
+    running: RunningEmulators
+    twinmaker_admin: EmulatorAdmin
+    truto_admin: EmulatorAdmin
+    twinmaker: IoTTwinMakerClient
+    truto: httpx.Client
+
+    def new_workspace(self) -> str:
+        workspace = f"ws-{uuid.uuid4().hex[:10]}"
+        self.twinmaker.create_workspace(workspaceId=workspace)
+        return workspace
+
+    def truto_jobs(self, integration: str) -> list[dict[str, Any]]:
+        page = self.truto.get("/sync-job", params={"integration_name": integration, "limit": 100})
+        page.raise_for_status()
+        jobs: list[dict[str, Any]] = page.json()["result"]
+        return jobs
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Cli) -> None:
+    kubectl.run("apply", "-f", str(CRDS_DIR))
+    kubectl.run("wait", "--for=condition=Established", "crd/syncjobs.syncjob.dev")
+
+
+@pytest.fixture(scope="session")
+def emulators() -> Iterator[Emulators]:
+    from syncjob_operator.emulators.truto import TrutoConfig
+
+    with RunningEmulators(
+        TwinMakerConfig(transition_seconds=0.3), TrutoConfig(tokens=frozenset({TRUTO_TOKEN}))
+    ) as running:
+        twinmaker = boto3.client(
+            "iottwinmaker",
+            endpoint_url=running.twinmaker_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=botocore.config.Config(inject_host_prefix=False),
+        )
+        with (
+            EmulatorAdmin(running.twinmaker_url) as twinmaker_admin,
+            EmulatorAdmin(running.truto_url) as truto_admin,
+            httpx.Client(
+                base_url=running.truto_url, headers={"Authorization": f"Bearer {TRUTO_TOKEN}"}
+            ) as truto,
+        ):
+            yield Emulators(running, twinmaker_admin, truto_admin, twinmaker, truto)
+
+
+def start_operator(
+    control_plane: ControlPlane, emulators: Emulators, log_dir: Path, **kwargs: Any
+) -> OperatorProcess:
+    process = OperatorProcess(
+        kubeconfig=control_plane.kubeconfig,
+        log_path=log_dir / "operator.log",
+        twinmaker_url=emulators.running.twinmaker_url,
+        truto_url=emulators.running.truto_url,
+        **kwargs,
+    )
+    process.start()
+    return process
+
+
+@pytest.fixture(scope="module")
+def operator(
+    crd: None,
+    control_plane: ControlPlane,
+    emulators: Emulators,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """One operator for a test module; drift tests rely on its short resync interval."""
+    process = start_operator(
+        control_plane,
+        emulators,
+        tmp_path_factory.mktemp("operator"),
+        resync_seconds=2.0,
+        poll_seconds=0.3,
+    )
+    yield process
+    process.stop()
+
+
+def twinmaker_job(name: str, workspace: str, **fields: Any) -> str:
+    spec: dict[str, Any] = {
+        "awsIoTTwinMaker": {
+            "region": "us-east-1",
+            "workspaceId": workspace,
+            "syncSource": "SITEWISE",
+            "syncRole": ROLE,
+            **fields.pop("provider", {}),
+        },
+        **fields,
+    }
+    return yaml.safe_dump(
+        {
+            "apiVersion": "syncjob.dev/v1alpha1",
+            "kind": "SyncJob",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def truto_job(name: str, integration: str, *, secret: str = "truto-token", **fields: Any) -> str:
+    spec: dict[str, Any] = {
+        "truto": {
+            "integrationName": integration,
+            "tokenSecretRef": {"name": secret, "key": "token"},
+            "argsSchema": {"type": "object", "properties": {"since": {"type": "string"}}},
+            "resources": [{"resource": "crm/contacts", "method": "list"}],
+            **fields.pop("provider", {}),
+        },
+        **fields,
+    }
+    return yaml.safe_dump(
+        {
+            "apiVersion": "syncjob.dev/v1alpha1",
+            "kind": "SyncJob",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def token_secret(token: str = TRUTO_TOKEN, name: str = "truto-token") -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": {"token": token},
+        }
+    )

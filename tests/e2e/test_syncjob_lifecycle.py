@@ -1,0 +1,373 @@
+"""SyncJobs driven with kubectl through their whole life, against the real control plane, the
+operator as its own process, and the emulators reached through real boto3 and httpx."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+from syncjob_operator.localrun import OperatorProcess
+from tests.e2e.conftest import Emulators, token_secret, truto_job, twinmaker_job
+from tests.support.kube import Cli, condition, wait_until
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def _get(kubectl: Cli, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = kubectl.json("get", "syncjob", name, "-n", namespace)
+    return obj
+
+
+def _wait_ready(kubectl: Cli, namespace: str, name: str) -> dict[str, Any]:
+    kubectl.run(
+        "wait", "--for=condition=Ready", f"syncjob/{name}", "-n", namespace, "--timeout=60s"
+    )
+    return _get(kubectl, namespace, name)
+
+
+def _wait_condition(
+    kubectl: Cli, namespace: str, name: str, kind: str, status: str, reason: str | None = None
+) -> dict[str, Any]:
+    def matches() -> dict[str, Any] | None:
+        obj = _get(kubectl, namespace, name)
+        found = condition(obj, kind)
+        if found and found["status"] == status and reason in (None, found["reason"]):
+            return obj
+        return None
+
+    result: dict[str, Any] = wait_until(matches, timeout=60, what=f"{kind}={status} {reason or ''}")
+    return result
+
+
+def _event_reasons(kubectl: Cli, namespace: str, name: str) -> set[str]:
+    events = kubectl.json(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}"
+    )
+    return {e["reason"] for e in events["items"]}
+
+
+def _has_event(kubectl: Cli, namespace: str, name: str, reason: str) -> bool:
+    """kopf posts Events from a background task: wait for the one expected."""
+    return bool(
+        wait_until(
+            lambda: reason in _event_reasons(kubectl, namespace, name),
+            timeout=20,
+            what=f"Event {reason}",
+        )
+    )
+
+
+def test_twinmaker_job_is_created_and_becomes_ready(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(
+        twinmaker_job("plant", workspace, provider={"tags": {"team": "a"}}), "-n", namespace
+    )
+
+    obj = _wait_ready(kubectl, namespace, "plant")
+
+    remote = obj["status"]["remote"]
+    assert (
+        remote["id"]
+        == f"arn:aws:iottwinmaker:us-east-1:123456789012:workspace/{workspace}/sync-job/SITEWISE"
+    )
+    assert remote["state"] == "ACTIVE"
+    assert remote["createdAt"].endswith("Z")
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert obj["metadata"]["finalizers"] == ["syncjob.dev/finalizer"]
+    assert condition(obj, "Synced")["status"] == "True"  # type: ignore[index]
+    job = emulators.twinmaker.get_sync_job(syncSource="SITEWISE", workspaceId=workspace)
+    assert job["syncRole"].endswith("role/TwinMakerSync")
+    assert emulators.twinmaker_admin.count("CreateSyncJob", f"{workspace}/SITEWISE") == 1
+    assert _has_event(kubectl, namespace, "plant", "CreatedRemoteJob")
+    # The printer columns and the category listing read the same status.
+    row = kubectl.run("get", "all-syncjob", "-n", namespace, "--no-headers").stdout.split()
+    assert row[1:5] == ["AWSIoTTwinMaker", "ACTIVE", "True", "True"]
+
+
+def test_truto_job_is_created_and_becomes_ready(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    kubectl.apply(token_secret(), "-n", namespace)
+    kubectl.apply(truto_job("contacts", f"crm-{namespace}"), "-n", namespace)
+
+    obj = _wait_ready(kubectl, namespace, "contacts")
+
+    jobs = emulators.truto_jobs(f"crm-{namespace}")
+    assert [j["id"] for j in jobs] == [obj["status"]["remote"]["id"]]
+    assert jobs[0]["resources"] == [{"resource": "crm/contacts", "method": "list"}]
+    assert obj["status"]["remote"]["state"] == "PRESENT"
+    assert obj["status"]["remote"]["upToDate"] is True
+    assert "pendingCreate" not in obj["status"]
+
+
+def test_twinmaker_error_state_is_mirrored_with_code_and_message(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    emulators.twinmaker_admin.sync_job_outcome(
+        workspace, code="SYNC_CREATING_ERROR", message="role cannot read SiteWise assets"
+    )
+    kubectl.apply(twinmaker_job("broken", workspace), "-n", namespace)
+
+    obj = _wait_condition(kubectl, namespace, "broken", "Ready", "False", "RemoteError")
+
+    assert obj["status"]["remote"]["state"] == "ERROR"
+    assert obj["status"]["remote"]["errorCode"] == "SYNC_CREATING_ERROR"
+    assert obj["status"]["remote"]["errorMessage"] == "role cannot read SiteWise assets"
+    assert "SYNC_CREATING_ERROR" in condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert _has_event(kubectl, namespace, "broken", "RemoteJobFailed")
+
+
+def test_truto_spec_change_is_patched_in_place(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    integration = f"crm-{namespace}"
+    kubectl.apply(token_secret(), "-n", namespace)
+    kubectl.apply(truto_job("contacts", integration), "-n", namespace)
+    job_id = _wait_ready(kubectl, namespace, "contacts")["status"]["remote"]["id"]
+
+    resources = [
+        {"resource": "crm/contacts", "method": "list"},
+        {"resource": "crm/notes", "method": "list", "dependsOn": "crm/contacts", "persist": True},
+    ]
+    kubectl.apply(
+        truto_job("contacts", integration, provider={"resources": resources}), "-n", namespace
+    )
+
+    def patched() -> bool:
+        obj = _get(kubectl, namespace, "contacts")
+        return bool(
+            obj["status"]["observedGeneration"] == 2
+            and condition(obj, "Synced")["status"] == "True"
+        )  # type: ignore[index]
+
+    wait_until(patched, what="generation 2 reconciled")
+    jobs = emulators.truto_jobs(integration)
+    assert [j["id"] for j in jobs] == [job_id]  # updated in place, not replaced
+    assert jobs[0]["resources"][1] == {
+        "resource": "crm/notes",
+        "method": "list",
+        "depends_on": "crm/contacts",
+        "persist": True,
+    }
+    assert emulators.truto_admin.count("UpdateSyncJob", job_id) == 1
+    assert emulators.truto_admin.count("CreateSyncJob") >= 1
+
+
+def test_twinmaker_tag_changes_send_only_the_difference(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(
+        twinmaker_job(
+            "tagged", workspace, provider={"tags": {"keep": "1", "drop": "2", "edit": "3"}}
+        ),
+        "-n",
+        namespace,
+    )
+    arn = _wait_ready(kubectl, namespace, "tagged")["status"]["remote"]["id"]
+    key = f"{workspace}/SITEWISE"
+    before_tag = emulators.twinmaker_admin.calls()
+
+    kubectl.apply(
+        twinmaker_job(
+            "tagged", workspace, provider={"tags": {"keep": "1", "edit": "4", "new": "5"}}
+        ),
+        "-n",
+        namespace,
+    )
+
+    wait_until(
+        lambda: (
+            emulators.twinmaker.list_tags_for_resource(resourceARN=arn)["tags"]
+            == {"keep": "1", "edit": "4", "new": "5"}
+        ),
+        what="remote tags updated",
+    )
+    after = emulators.twinmaker_admin.calls()
+    assert after.operations.get("TagResource", 0) - before_tag.operations.get("TagResource", 0) == 1
+    assert (
+        after.operations.get("UntagResource", 0) - before_tag.operations.get("UntagResource", 0)
+        == 1
+    )
+    assert after.objects.get(key, {}).get("CreateSyncJob") == 1
+
+
+@pytest.mark.parametrize("provider", ["twinmaker", "truto"])
+def test_delete_policy_delete_removes_the_remote_job_before_the_object(
+    kubectl: Cli, namespace: str, emulators: Emulators, provider: str
+) -> None:
+    workspace = emulators.new_workspace()
+    integration = f"crm-{namespace}"
+    kubectl.apply(token_secret(), "-n", namespace)
+    manifest = (
+        twinmaker_job("doomed", workspace)
+        if provider == "twinmaker"
+        else truto_job("doomed", integration)
+    )
+    kubectl.apply(manifest, "-n", namespace)
+    _wait_ready(kubectl, namespace, "doomed")
+
+    kubectl.run("delete", "syncjob", "doomed", "-n", namespace, "--timeout=60s")
+
+    assert not kubectl.exists("syncjob", "doomed", "-n", namespace)
+    if provider == "twinmaker":
+        with pytest.raises(botocore.exceptions.ClientError) as missing:
+            emulators.twinmaker.get_sync_job(syncSource="SITEWISE", workspaceId=workspace)
+        assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        assert emulators.twinmaker_admin.count("DeleteSyncJob", f"{workspace}/SITEWISE") == 1
+    else:
+        assert emulators.truto_jobs(integration) == []
+
+
+def test_delete_policy_orphan_leaves_the_remote_job(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(twinmaker_job("kept", workspace, deletionPolicy="Orphan"), "-n", namespace)
+    _wait_ready(kubectl, namespace, "kept")
+
+    kubectl.run("delete", "syncjob", "kept", "-n", namespace, "--timeout=60s")
+
+    job = emulators.twinmaker.get_sync_job(syncSource="SITEWISE", workspaceId=workspace)
+    assert job["status"]["state"] == "ACTIVE"
+    assert emulators.twinmaker_admin.count("DeleteSyncJob", f"{workspace}/SITEWISE") == 0
+
+
+def test_remote_job_deleted_out_of_band_is_recreated_under_delete_policy(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    integration = f"crm-{namespace}"
+    kubectl.apply(token_secret(), "-n", namespace)
+    kubectl.apply(truto_job("drifty", integration), "-n", namespace)
+    first_id = _wait_ready(kubectl, namespace, "drifty")["status"]["remote"]["id"]
+
+    emulators.truto.delete(f"/sync-job/{first_id}").raise_for_status()
+
+    def recreated() -> str | None:
+        jobs = emulators.truto_jobs(integration)
+        return jobs[0]["id"] if len(jobs) == 1 and jobs[0]["id"] != first_id else None
+
+    new_id = wait_until(recreated, timeout=30, what="job recreated by the resync")
+    wait_until(
+        lambda: _get(kubectl, namespace, "drifty")["status"]["remote"].get("id") == new_id,
+        what="new id in status",
+    )
+    assert _has_event(kubectl, namespace, "drifty", "RemoteJobMissing")
+
+
+def test_remote_job_deleted_out_of_band_is_reported_under_orphan_policy(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(twinmaker_job("lost", workspace, deletionPolicy="Orphan"), "-n", namespace)
+    _wait_ready(kubectl, namespace, "lost")
+
+    emulators.twinmaker_admin.remove_sync_job(workspace)
+
+    obj = _wait_condition(kubectl, namespace, "lost", "Ready", "False", "RemoteAbsent")
+    assert obj["status"]["remote"]["state"] == "ABSENT"
+    assert emulators.twinmaker_admin.count("CreateSyncJob", f"{workspace}/SITEWISE") == 1
+
+
+def test_bad_token_is_terminal_without_a_retry_storm_and_recovers_when_the_secret_is_fixed(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    integration = f"crm-{namespace}"
+    kubectl.apply(token_secret("wrong-token"), "-n", namespace)
+    kubectl.apply(truto_job("denied", integration), "-n", namespace)
+
+    obj = _wait_condition(kubectl, namespace, "denied", "Terminal", "True", "Unauthorized")
+    assert condition(obj, "Synced")["status"] == "False"  # type: ignore[index]
+    assert _has_event(kubectl, namespace, "denied", "TerminalError")
+    calls_after_failure = emulators.truto_admin.calls().operations.get("CreateSyncJob", 0)
+    time.sleep(6)  # three resync periods of the operator under test
+    assert emulators.truto_admin.calls().operations.get("CreateSyncJob", 0) == calls_after_failure
+
+    kubectl.apply(token_secret(), "-n", namespace)
+
+    obj = _wait_ready(kubectl, namespace, "denied")
+    assert condition(obj, "Terminal") is None
+    assert len(emulators.truto_jobs(integration)) == 1
+
+
+def test_access_denied_is_terminal_and_called_once(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    emulators.twinmaker_admin.inject_fault(
+        "CreateSyncJob",
+        status=403,
+        code="AccessDeniedException",
+        message="not authorized",
+        next_n=100,
+    )
+    try:
+        kubectl.apply(twinmaker_job("denied", workspace), "-n", namespace)
+        obj = _wait_condition(
+            kubectl, namespace, "denied", "Terminal", "True", "AccessDeniedException"
+        )
+        time.sleep(6)
+        assert emulators.twinmaker_admin.count("CreateSyncJob", f"{workspace}/SITEWISE") == 1
+        assert "not authorized" in condition(obj, "Synced")["message"]  # type: ignore[index]
+    finally:
+        emulators.twinmaker_admin.clear_faults()
+
+
+def test_missing_secret_is_terminal_until_it_appears(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    integration = f"crm-{namespace}"
+    kubectl.apply(truto_job("waiting", integration), "-n", namespace)
+
+    _wait_condition(kubectl, namespace, "waiting", "Terminal", "True", "SecretNotFound")
+    assert emulators.truto_jobs(integration) == []
+
+    kubectl.apply(token_secret(), "-n", namespace)
+
+    _wait_ready(kubectl, namespace, "waiting")
+
+
+def test_retryable_errors_back_off_and_succeed(
+    kubectl: Cli, namespace: str, emulators: Emulators, operator: OperatorProcess
+) -> None:
+    integration = f"crm-{namespace}"
+    kubectl.apply(token_secret(), "-n", namespace)
+    emulators.truto_admin.inject_fault("CreateSyncJob", status=503, next_n=2)
+    try:
+        kubectl.apply(truto_job("flaky", integration), "-n", namespace)
+        _wait_ready(kubectl, namespace, "flaky")
+    finally:
+        emulators.truto_admin.clear_faults()
+
+    assert len(emulators.truto_jobs(integration)) == 1
+    assert 'syncjob_retries_total{code="ServerError503",provider="Truto"}' in operator.metrics()
+    assert _has_event(kubectl, namespace, "flaky", "RemoteCallFailed")
+
+
+def test_immutable_field_edit_is_rejected_at_admission(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(twinmaker_job("fixed", workspace), "-n", namespace)
+
+    rejected = kubectl.run(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        check=False,
+        stdin=twinmaker_job(
+            "fixed", workspace, provider={"syncRole": "arn:aws:iam::123456789012:role/Other"}
+        ),
+    )
+
+    assert rejected.returncode != 0
+    assert "spec.awsIoTTwinMaker.syncRole" in rejected.stderr
+    assert "immutable" in rejected.stderr

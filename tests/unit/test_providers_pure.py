@@ -1,0 +1,184 @@
+"""Error classification and spec <-> API mapping, with real botocore and httpx types."""
+
+from __future__ import annotations
+
+import datetime
+import random
+
+import botocore.exceptions
+import httpx
+import pytest
+
+from syncjob_operator.handlers import Timing, retry_delay
+from syncjob_operator.model import PendingCreate, SyncJob, SyncJobSpec
+from syncjob_operator.providers import truto, twinmaker
+from syncjob_operator.providers.base import created_since
+
+
+def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:
+    return botocore.exceptions.ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "Op",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "retryable"),
+    [
+        (_client_error("ThrottlingException", 429), "ThrottlingException", True),
+        (_client_error("InternalServerException", 500), "InternalServerException", True),
+        (_client_error("SomethingNew", 503), "SomethingNew", True),  # any 5xx retries
+        (_client_error("ValidationException", 400), "ValidationException", False),
+        (_client_error("AccessDeniedException", 403), "AccessDeniedException", False),
+        (
+            _client_error("ServiceQuotaExceededException", 402),
+            "ServiceQuotaExceededException",
+            False,
+        ),
+        (
+            botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"),
+            "ConnectionError",
+            True,
+        ),
+        (botocore.exceptions.ReadTimeoutError(endpoint_url="http://x"), "ConnectionError", True),
+        (botocore.exceptions.NoCredentialsError(), "CredentialsMissing", False),
+    ],
+)
+def test_twinmaker_errors_are_classified_once(error: Exception, code: str, retryable: bool) -> None:
+    classified = twinmaker.classify(error, "CreateSyncJob")
+    assert (classified.code, classified.retryable, classified.operation) == (
+        code,
+        retryable,
+        "CreateSyncJob",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "code", "retryable", "retry_after"),
+    [
+        (429, {"ratelimit-reset": "7"}, "RateLimited", True, 7.0),
+        (503, {"ratelimit-reset": "60"}, "ServerError503", True, None),  # reset means nothing here
+        (503, {"retry-after": "2"}, "ServerError503", True, 2.0),
+        (401, {}, "Unauthorized", False, None),
+        (403, {}, "Forbidden", False, None),
+        (400, {}, "ValidationError", False, None),
+        (409, {}, "HTTP409", False, None),
+    ],
+)
+def test_truto_errors_are_classified_once(
+    status: int, headers: dict[str, str], code: str, retryable: bool, retry_after: float | None
+) -> None:
+    response = httpx.Response(
+        status, headers=headers, json={"statusCode": status, "message": "why"}
+    )
+    classified = truto.classify(response, "CreateSyncJob")
+    assert (classified.code, classified.retryable, classified.retry_after) == (
+        code,
+        retryable,
+        retry_after,
+    )
+    assert classified.message == "why"
+
+
+def test_tag_changes_send_only_the_difference() -> None:
+    to_tag, to_untag = twinmaker.tag_changes(
+        {"a": "1", "b": "new", "c": "3"}, {"a": "1", "b": "old", "d": "4"}
+    )
+    assert to_tag == {"b": "new", "c": "3"}
+    assert to_untag == ["d"]
+
+
+def test_truto_body_and_patch_carry_only_what_changed() -> None:
+    spec = SyncJobSpec.model_validate(
+        {
+            "truto": {
+                "integrationName": "hubspot",
+                "argsSchema": {"type": "object"},
+                "resources": [{"resource": "crm/contacts", "method": "list", "loopOn": "ids"}],
+                "tokenSecretRef": {"name": "s", "key": "k"},
+            }
+        }
+    )
+    assert spec.truto is not None
+    body = truto.desired_body(spec.truto)
+    assert body["resources"] == [{"resource": "crm/contacts", "method": "list", "loop_on": "ids"}]
+    remote = {
+        **body,
+        "id": "x",
+        "resources": [{"resource": "crm/contacts", "method": "list", "loop_on": "ids", "id": None}],
+    }
+    assert truto.changed_fields(body, remote) == {}  # null echoed back equals absent
+    assert truto.changed_fields(
+        body, {**remote, "args_schema": {"type": "object", "properties": {}}}
+    ) == {"args_schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize("field", ["result", "results"])
+def test_truto_list_pages_are_read_from_result_or_results(field: str) -> None:
+    assert truto.list_page({field: [{"id": "a"}], "next_cursor": "c2"}) == ([{"id": "a"}], "c2")
+    assert truto.list_page({field: [], "next_cursor": None}) == ([], None)
+
+
+def test_adoption_window_allows_small_clock_skew_only() -> None:
+    started = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
+    pending = PendingCreate(started_at=started, spec_hash="h")
+    assert created_since(pending, started - datetime.timedelta(seconds=10))
+    assert not created_since(pending, started - datetime.timedelta(minutes=5))
+    assert not created_since(None, started)
+
+
+def test_retry_delay_grows_exponentially_with_jitter_and_respects_the_cap() -> None:
+    random.seed(7)
+    timing = Timing(backoff_base_seconds=1, backoff_cap_seconds=60)
+    delays = [retry_delay(attempt, timing) for attempt in range(10)]
+    for attempt, delay in enumerate(delays):
+        ceiling = min(60, 2**attempt)
+        assert ceiling / 2 <= delay <= ceiling
+    assert retry_delay(0, timing, retry_after=30) == 30  # never sooner than the provider asked
+
+
+def test_spec_parses_aliases_and_defaults() -> None:
+    job = SyncJob.from_body(
+        {
+            "metadata": {
+                "namespace": "n",
+                "name": "j",
+                "uid": "u",
+                "generation": 4,
+                "deletionTimestamp": "x",
+            },
+            "spec": {
+                "awsIoTTwinMaker": {
+                    "region": "eu-west-1",
+                    "workspaceId": "w",
+                    "syncSource": "SITEWISE",
+                    "syncRole": "arn:aws:iam::123456789012:role/r",
+                    "endpointURL": "http://e",
+                    "credentialsSecretRef": {"name": "c"},
+                }
+            },
+            "status": {
+                "remote": {"id": "arn"},
+                "pendingCreate": {"startedAt": "2026-01-01T00:00:00+00:00", "specHash": "h"},
+            },
+        }
+    )
+    assert job.spec.provider == "AWSIoTTwinMaker"
+    assert job.spec.deletion_policy == "Delete"
+    assert job.spec.twinmaker is not None
+    assert job.spec.twinmaker.endpoint_url == "http://e"
+    assert job.spec.twinmaker.credentials_secret_ref is not None
+    assert job.spec.twinmaker.credentials_secret_ref.access_key_id_key == "AWS_ACCESS_KEY_ID"
+    assert (job.remote_id, job.generation, job.deleting) == ("arn", 4, True)
+    assert job.pending_create == PendingCreate(
+        started_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), spec_hash="h"
+    )
+    assert (
+        job.spec.fingerprint()
+        == SyncJob.from_body(
+            {
+                **{"metadata": {"namespace": "n", "name": "j", "uid": "u"}},
+                "spec": job.spec.model_dump(by_alias=True),
+            }
+        ).spec.fingerprint()
+    )

@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="start a local control plane (etcd, kube-apiserver, kube-controller-manager)",
     )
     cluster.add_argument("--kubeconfig-out", help="copy the admin kubeconfig here once ready")
+    cluster.add_argument(
+        "--once", action="store_true", help="start, report the time to ready and versions, stop"
+    )
 
     verbs.add_parser(
         "emulators",
@@ -45,21 +48,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args)
     if args.verb == "cluster":
-        return _serve_cluster(args.kubeconfig_out)
+        return _serve_cluster(args.kubeconfig_out, once=args.once)
     from syncjob_operator.demo import run_demo
 
     return run_demo(keep=args.keep)
 
 
-def _serve_cluster(kubeconfig_out: str | None) -> int:
+def _serve_cluster(kubeconfig_out: str | None, *, once: bool) -> int:
     import shutil
+    import subprocess
+    import time
 
     from syncjob_operator.localcluster import ControlPlane
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    started = time.monotonic()
     with ControlPlane() as plane:
+        print(f"ready in {time.monotonic() - started:.2f}s (etcd, /readyz, controllers running)")
+        if once:
+            for binary in ("etcd", "kube-apiserver", "kube-controller-manager"):
+                version = subprocess.run([binary, "--version"], capture_output=True, text=True)
+                print(f"{binary}: {version.stdout.splitlines()[0]}")
+            return 0
         if kubeconfig_out:
             shutil.copy(plane.kubeconfig, kubeconfig_out)
         print(f"control plane ready at {plane.server}", flush=True)

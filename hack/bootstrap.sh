@@ -10,6 +10,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cache="${SYNCJOB_CACHE:-$HOME/.cache/syncjob-operator}"
 mkdir -p "$cache"
 log() { echo ">> $*" >&2; }
+# One bootstrap at a time per cache: concurrent runs (parallel jobs, a second terminal)
+# would otherwise build into the same partial directories.
+exec 9>"$cache/.bootstrap.lock"
+flock 9
 
 # Python venv, keyed by the lock file and the interpreter.
 py=${PYTHON:-python3}
@@ -50,7 +54,8 @@ PY
 fi
 
 kube_bins=$("$repo/hack/build-kube-bins.sh")
+checkov_bin=$("$repo/hack/install-checkov.sh")  # chart linter, own venv (tests/chart)
 
 echo "export SYNCJOB_CACHE='$cache'"
 echo "export VIRTUAL_ENV='$venv'"
-echo "export PATH='$venv/bin:$tools:$kube_bins':\"\$PATH\""
+echo "export PATH='$venv/bin:$tools:$kube_bins:$checkov_bin':\"\$PATH\""

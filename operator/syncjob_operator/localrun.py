@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from syncjob_operator.localcluster import free_port
+from syncjob_operator.localcluster import die_with_parent, free_port
 
 CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
 
@@ -32,6 +32,11 @@ class OperatorProcess:
     poll_seconds: float = 0.5
     metrics_port: int = field(default_factory=free_port)
     _popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def pid(self) -> int:
+        assert self._popen is not None, "not started"
+        return self._popen.pid
 
     @property
     def metrics_url(self) -> str:
@@ -63,7 +68,9 @@ class OperatorProcess:
         if self.truto_url:
             argv.append(f"--truto-base-url={self.truto_url}")
         with self.log_path.open("ab") as log:
-            self._popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self._popen = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+            )
         self._wait_ready(ready_timeout)
 
     def _wait_ready(self, timeout: float) -> None:

@@ -149,14 +149,16 @@ async def _run(args: argparse.Namespace) -> None:
     with ThreadPoolExecutor(max_workers=args.aws_workers, thread_name_prefix="boto3") as executor:
         async with _kube_api() as api:
             secrets = KubeSecrets(api)
-            truto = TrutoProvider(secrets, default_base_url=args.truto_base_url)
+            # A resync reads each scope once: list results live half a resync period.
+            list_ttl = args.resync_seconds / 2
+            truto = TrutoProvider(secrets, default_base_url=args.truto_base_url, list_ttl=list_ttl)
             runtime = Runtime(
                 providers={
                     "AWSIoTTwinMaker": TwinMakerProvider(
                         secrets,
                         executor,
                         default_endpoint_url=args.twinmaker_endpoint_url,
-                        list_ttl=args.resync_seconds / 2,
+                        list_ttl=list_ttl,
                     ),
                     "Truto": truto,
                 },

@@ -53,7 +53,7 @@ _LIST_PAGE_SIZE = 200
 # boto3 retries on its own would hide throttling from our backoff and metrics: one attempt,
 # short timeouts, and the reconciler decides when to try again.
 _BOTO_CONFIG = botocore.config.Config(
-    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15
+    retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15
 )
 
 

@@ -1,0 +1,135 @@
+"""Typed client for an emulator's ``/_emulator`` admin API (tests, demos, benchmarks)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel
+
+from syncjob_operator.emulators.base import ADMIN_PREFIX
+from syncjob_operator.emulators.faults import ActiveFault, FaultRule
+
+
+class CallCounts(BaseModel):
+    operations: dict[str, int]
+    objects: dict[str, dict[str, int]]
+
+
+class EmulatorAdminError(Exception):
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class EmulatorAdmin:
+    """``EmulatorAdmin(emu.twinmaker_url).inject_fault("GetSyncJob", status=429, next_n=2)``."""
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + ADMIN_PREFIX, timeout=timeout)
+
+    def __enter__(self) -> EmulatorAdmin:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        response = self._http.request(method, path, json=body, headers=headers)
+        if response.is_error:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            raise EmulatorAdminError(response.status_code, detail)
+        return response.json() if response.content else None
+
+    def calls(self) -> CallCounts:
+        return CallCounts.model_validate(self._call("GET", "/calls"))
+
+    def count(self, operation: str, obj: str | None = None) -> int:
+        """Calls of ``operation`` so far, or of it on one object (see docs for object keys)."""
+        calls = self.calls()
+        if obj is None:
+            return calls.operations.get(operation, 0)
+        return calls.objects.get(obj, {}).get(operation, 0)
+
+    def reset(self, *, state: bool = True, counters: bool = True, faults: bool = True) -> None:
+        self._call("POST", "/reset", {"state": state, "counters": counters, "faults": faults})
+
+    def inject_fault(
+        self,
+        operation: str = "*",
+        *,
+        latency_ms: int = 0,
+        response_delay_ms: int = 0,
+        error_rate: float | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        next_n: int | None = None,
+    ) -> ActiveFault:
+        rule = FaultRule(
+            operation=operation,
+            latency_ms=latency_ms,
+            response_delay_ms=response_delay_ms,
+            error_rate=error_rate,
+            status=status,
+            code=code,
+            message=message,
+            next_n=next_n,
+        )
+        created = self._call("POST", "/faults", rule.model_dump(exclude_none=True))
+        return ActiveFault.model_validate(created)
+
+    def faults(self) -> list[ActiveFault]:
+        return [ActiveFault.model_validate(f) for f in self._call("GET", "/faults")]
+
+    def remove_fault(self, fault_id: str) -> None:
+        self._call("DELETE", f"/faults/{fault_id}")
+
+    def clear_faults(self) -> int:
+        cleared: int = self._call("DELETE", "/faults")["cleared"]
+        return cleared
+
+    def outage(self, seconds: float) -> None:
+        """Refuse connections for ``seconds``; once this returns, new connections fail."""
+        # The server closes this connection after answering: do not keep it for reuse.
+        self._call("POST", "/outage", {"seconds": seconds}, headers={"Connection": "close"})
+
+    def sync_job_outcome(
+        self,
+        workspace_id: str,
+        sync_source: str = "SITEWISE",
+        *,
+        state: Literal["ERROR", "ACTIVE"] = "ERROR",
+        code: str | None = None,
+        message: str | None = None,
+    ) -> Literal["existing", "next-create"]:
+        """TwinMaker only: make a job end in ``state`` (now, or the next one created)."""
+        body = {"workspaceId": workspace_id, "syncSource": sync_source, "state": state}
+        body |= {k: v for k, v in (("code", code), ("message", message)) if v is not None}
+        applied: Literal["existing", "next-create"] = self._call("POST", "/sync-job-outcome", body)[
+            "applied"
+        ]
+        return applied
+
+    def remove_sync_job(self, workspace_id: str, sync_source: str = "SITEWISE") -> None:
+        """TwinMaker only: drop a job at once, bypassing DeleteSyncJob (out-of-band deletion)."""
+        self._call("DELETE", f"/sync-jobs/{workspace_id}/{sync_source}")

@@ -1,0 +1,170 @@
+"""What both emulators share: counters, faults, outage hook and the ``/_emulator`` admin API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from syncjob_operator.emulators.faults import CallCounters, FaultBook, FaultRule
+
+ADMIN_PREFIX = "/_emulator"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class OutageControl(Protocol):
+    """Implemented by the server that owns the listening socket (see ``server.py``)."""
+
+    async def stop_listening(self, seconds: float, spare: tuple[str, int] | None) -> None:
+        """Close the listener and every connection but ``spare`` (a client address) now;
+        listen again on the same address after ``seconds``."""
+
+    async def drop_connections(self) -> None:
+        """Close every connection still open (the spared one, once it has its answer)."""
+
+
+class ResetRequest(BaseModel):
+    """Body of ``POST /_emulator/reset``; an empty body resets everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: bool = True
+    counters: bool = True
+    faults: bool = True
+
+
+class OutageRequest(BaseModel):
+    """Body of ``POST /_emulator/outage``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(gt=0, le=3600)
+
+
+class AdminBodyError(Exception):
+    def __init__(self, detail: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+async def parse_admin_body(request: Request, model: type[M], *, empty_ok: bool = False) -> M:
+    body = await request.body()
+    try:
+        if not body.strip() and empty_ok:
+            return model()
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise AdminBodyError(json.loads(exc.json(include_url=False))) from exc
+
+
+def admin_error(detail: Any, status: int = 422) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+class EmulatorCore:
+    """Per-app counters, faults and the outage hook, plus the shared admin routes.
+
+    ``reset_state`` forgets the emulated service's objects; ``complete_fault``
+    fills in the service's defaults for a new fault rule (e.g. the status of a
+    TwinMaker error code) or raises ValueError when the rule makes no sense there.
+    """
+
+    def __init__(
+        self,
+        *,
+        reset_state: Callable[[], None],
+        complete_fault: Callable[[FaultRule], FaultRule],
+    ) -> None:
+        self.counters = CallCounters()
+        self.faults = FaultBook()
+        # Set by the server that runs the app; None when the app runs elsewhere
+        # (e.g. under a test client), where an outage cannot be emulated.
+        self.outage: OutageControl | None = None
+        self._reset_state = reset_state
+        self._complete_fault = complete_fault
+
+    def admin_routes(self) -> list[BaseRoute]:
+        return [
+            Route(f"{ADMIN_PREFIX}/calls", self._calls, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}/reset", self._reset, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/faults", self._list_faults, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}/faults", self._add_fault, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/faults", self._clear_faults, methods=["DELETE"]),
+            Route(f"{ADMIN_PREFIX}/faults/{{fault_id}}", self._remove_fault, methods=["DELETE"]),
+            Route(f"{ADMIN_PREFIX}/outage", self._outage, methods=["POST"]),
+        ]
+
+    async def _calls(self, request: Request) -> Response:
+        return JSONResponse(self.counters.snapshot())
+
+    async def _reset(self, request: Request) -> Response:
+        try:
+            what = await parse_admin_body(request, ResetRequest, empty_ok=True)
+        except AdminBodyError as exc:
+            return admin_error(exc.detail)
+        if what.state:
+            self._reset_state()
+        if what.counters:
+            self.counters.clear()
+        if what.faults:
+            self.faults.clear()
+        return JSONResponse(what.model_dump())
+
+    async def _list_faults(self, request: Request) -> Response:
+        return JSONResponse([fault.model_dump() for fault in self.faults.active()])
+
+    async def _add_fault(self, request: Request) -> Response:
+        try:
+            rule = await parse_admin_body(request, FaultRule)
+        except AdminBodyError as exc:
+            return admin_error(exc.detail)
+        try:
+            rule = self._complete_fault(rule)
+        except ValueError as exc:
+            return admin_error(str(exc))
+        return JSONResponse(self.faults.add(rule).model_dump(), status_code=201)
+
+    async def _clear_faults(self, request: Request) -> Response:
+        cleared = len(self.faults.active())
+        self.faults.clear()
+        return JSONResponse({"cleared": cleared})
+
+    async def _remove_fault(self, request: Request) -> Response:
+        if self.faults.remove(request.path_params["fault_id"]):
+            return Response(status_code=204)
+        return admin_error("no such fault", 404)
+
+    async def _outage(self, request: Request) -> Response:
+        try:
+            outage = await parse_admin_body(request, OutageRequest)
+        except AdminBodyError as exc:
+            return admin_error(exc.detail)
+        if self.outage is None:
+            return admin_error(
+                "outages need the emulator server (RunningEmulators or the CLI)", 501
+            )
+        # Go dark before answering: once the caller has the answer, no connection is
+        # left for any client to reuse and no new one is accepted. Only the caller's
+        # own connection lives until its answer is sent.
+        client = request.scope.get("client")
+        await self.outage.stop_listening(outage.seconds, (client[0], client[1]) if client else None)
+        return JSONResponse(
+            outage.model_dump(),
+            status_code=202,
+            background=BackgroundTask(self.outage.drop_connections),
+        )
+
+
+def emulator_core(app: Starlette) -> EmulatorCore:
+    core = app.state.emulator
+    if not isinstance(core, EmulatorCore):
+        raise TypeError("not an emulator app")
+    return core

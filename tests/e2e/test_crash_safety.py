@@ -1,0 +1,135 @@
+"""The operator killed at the worst moment, then restarted: exactly one remote job results, and
+a restart re-creates, re-patches and re-posts nothing for objects that have not changed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncjob_operator.localcluster import ControlPlane
+from syncjob_operator.localrun import OperatorProcess
+from tests.e2e.conftest import Emulators, start_operator, token_secret, truto_job, twinmaker_job
+from tests.support.kube import Cli, wait_until
+
+CREATE_LATENCY_MS = 3000
+
+
+@pytest.fixture
+def operator_factory(
+    crd: None, control_plane: ControlPlane, emulators: Emulators, tmp_path: Path
+) -> Iterator[list[OperatorProcess]]:
+    """Operators this test starts; all are stopped at the end."""
+    started: list[OperatorProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def _start(
+    started: list[OperatorProcess], control_plane: ControlPlane, emulators: Emulators, log_dir: Path
+) -> OperatorProcess:
+    process = start_operator(control_plane, emulators, log_dir, poll_seconds=0.3)
+    started.append(process)
+    return process
+
+
+@pytest.mark.parametrize("provider", ["truto", "twinmaker"])
+def test_sigkill_between_remote_create_and_status_write_leaves_one_job(
+    kubectl: Cli,
+    namespace: str,
+    emulators: Emulators,
+    control_plane: ControlPlane,
+    operator_factory: list[OperatorProcess],
+    tmp_path: Path,
+    provider: str,
+) -> None:
+    admin = emulators.truto_admin if provider == "truto" else emulators.twinmaker_admin
+    integration, workspace = f"crm-{namespace}", emulators.new_workspace()
+    kubectl.apply(token_secret(), "-n", namespace)
+    operator = _start(operator_factory, control_plane, emulators, tmp_path)
+    creates_before = admin.count("CreateSyncJob")
+    # The emulator performs the create, then holds the answer for 3 s: the remote job exists,
+    # and the operator, killed meanwhile, never learns its id.
+    admin.inject_fault("CreateSyncJob", response_delay_ms=CREATE_LATENCY_MS, next_n=1)
+    manifest = (
+        truto_job("crashy", integration)
+        if provider == "truto"
+        else twinmaker_job("crashy", workspace)
+    )
+    kubectl.apply(manifest, "-n", namespace)
+
+    wait_until(lambda: admin.count("CreateSyncJob") == creates_before + 1, what="create in flight")
+    status = kubectl.json("get", "syncjob", "crashy", "-n", namespace)["status"]
+    assert "startedAt" in status["pendingCreate"]  # the guard was persisted before the call
+    operator.kill()
+    time.sleep(CREATE_LATENCY_MS / 1000 + 1)
+    if provider == "truto":
+        assert len(emulators.truto_jobs(integration)) == 1  # created after the operator died
+    else:
+        assert emulators.twinmaker.get_sync_job(syncSource="SITEWISE", workspaceId=workspace)["arn"]
+
+    _start(operator_factory, control_plane, emulators, tmp_path)
+    kubectl.run("wait", "--for=condition=Ready", "syncjob/crashy", "-n", namespace, "--timeout=60s")
+
+    status = kubectl.json("get", "syncjob", "crashy", "-n", namespace)["status"]
+    assert "pendingCreate" not in status
+    assert admin.count("CreateSyncJob") == creates_before + 1  # adopted, not created again
+    if provider == "truto":
+        jobs = emulators.truto_jobs(integration)
+        assert [job["id"] for job in jobs] == [status["remote"]["id"]]
+
+
+def test_restart_changes_nothing_remote_for_unchanged_objects(
+    kubectl: Cli,
+    namespace: str,
+    emulators: Emulators,
+    control_plane: ControlPlane,
+    operator_factory: list[OperatorProcess],
+    tmp_path: Path,
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(token_secret(), "-n", namespace)
+    kubectl.apply(truto_job("steady-truto", f"crm-{namespace}"), "-n", namespace)
+    kubectl.apply(
+        twinmaker_job("steady-twin", workspace, provider={"tags": {"a": "1"}}), "-n", namespace
+    )
+    operator = _start(operator_factory, control_plane, emulators, tmp_path)
+    kubectl.run(
+        "wait", "--for=condition=Ready", "syncjob", "--all", "-n", namespace, "--timeout=60s"
+    )
+    truto_id = kubectl.json("get", "syncjob", "steady-truto", "-n", namespace)["status"]["remote"][
+        "id"
+    ]
+    objects = (
+        (emulators.truto_admin, truto_id),
+        (emulators.twinmaker_admin, f"{workspace}/SITEWISE"),
+    )
+    writes = ("CreateSyncJob", "UpdateSyncJob", "DeleteSyncJob", "TagResource", "UntagResource")
+
+    def remote_writes() -> list[int]:
+        return [admin.count(op, key) for admin, key in objects for op in writes]
+
+    before = remote_writes()
+    assert before.count(1) == 2  # one create each, nothing else
+    observed_before = kubectl.json("get", "syncjob", "steady-twin", "-n", namespace)["status"][
+        "lastObservedTime"
+    ]
+
+    operator.stop()
+    _start(operator_factory, control_plane, emulators, tmp_path)
+
+    # The resume handler re-reads each remote job (lastObservedTime moves) and writes nothing.
+    wait_until(
+        lambda: (
+            kubectl.json("get", "syncjob", "steady-twin", "-n", namespace)["status"][
+                "lastObservedTime"
+            ]
+            != observed_before
+        ),
+        timeout=30,
+        what="resume observed the remote job",
+    )
+    assert remote_writes() == before

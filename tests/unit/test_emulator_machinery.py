@@ -1,0 +1,172 @@
+"""Pure parts of the emulators: paging, faults, counters, rate limits, model validation."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from syncjob_operator.emulators.faults import CallCounters, FaultBook, FaultRule
+from syncjob_operator.emulators.paging import InvalidPageToken, paginate
+from syncjob_operator.emulators.restjson import AwsError, load_service_model, validate
+from syncjob_operator.emulators.truto import RateLimiter, validate_cron
+from syncjob_operator.emulators.twinmaker import SyncJobRecord, Transition, sitewise_resources
+
+
+def test_pages_resume_after_the_last_key_even_when_items_vanish() -> None:
+    items = ["a", "b", "c", "d", "e"]
+    first, token = paginate(items, str, 2, None)
+    assert (first, token is not None) == (["a", "b"], True)
+    # "b" deleted between pages: the next page still starts at "c", not at "d".
+    second, token = paginate(["a", "c", "d", "e"], str, 2, token)
+    assert second == ["c", "d"]
+    last, token = paginate(items, str, 2, token)
+    assert (last, token) == (["e"], None)
+
+
+@pytest.mark.parametrize("token", ["junk!", "e30", "eyJhZnRlciI6IDF9"])  # bad b64, {}, {"after": 1}
+def test_foreign_page_tokens_are_rejected(token: str) -> None:
+    with pytest.raises(InvalidPageToken):
+        paginate(["a"], str, 1, token)
+
+
+async def test_next_n_fault_fails_n_calls_then_removes_itself() -> None:
+    book = FaultBook()
+    book.add(
+        FaultRule(operation="GetSyncJob", status=500, code="InternalServerException", next_n=2)
+    )
+    assert (await book.inject("ListSyncJobs")).error is None  # other operations untouched
+    first, second = await book.inject("GetSyncJob"), await book.inject("GetSyncJob")
+    assert first.error is not None
+    assert second.error is not None
+    assert first.error.status == 500
+    assert (await book.inject("GetSyncJob")).error is None
+    assert book.active() == []
+
+
+async def test_wildcard_fault_with_zero_rate_adds_latency_but_never_errors() -> None:
+    book = FaultBook()
+    book.add(FaultRule(operation="*", latency_ms=1, status=503, error_rate=0.0))
+    assert all([(await book.inject(op)).error is None for op in ("A", "B", "C")])
+    assert len(book.active()) == 1
+
+
+async def test_response_delay_is_held_after_the_operation_not_before() -> None:
+    book = FaultBook()
+    book.add(FaultRule(operation="CreateSyncJob", response_delay_ms=250, next_n=1))
+    injection = await book.inject("CreateSyncJob")
+    assert (injection.error, injection.response_delay_ms) == (None, 250)
+    assert (await book.inject("CreateSyncJob")).response_delay_ms == 0  # next_n used up
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"latency_ms": 0}, {"error_rate": 0.5}, {"status": 200}, {"latency_ms": 5, "bogus": 1}],
+)
+def test_fault_rules_without_an_effect_or_with_bad_fields_are_refused(
+    fields: dict[str, object],
+) -> None:
+    with pytest.raises(ValidationError):
+        FaultRule.model_validate(fields)
+
+
+def test_counters_keep_operations_and_objects_apart() -> None:
+    counters = CallCounters()
+    counters.record("GetSyncJob", "ws/SITEWISE")
+    counters.record("ListWorkspaces")
+    counters.record("CreateSyncJob")
+    counters.record_object("CreateSyncJob", "job-1")
+    assert counters.snapshot() == {
+        "operations": {"GetSyncJob": 1, "ListWorkspaces": 1, "CreateSyncJob": 1},
+        "objects": {"ws/SITEWISE": {"GetSyncJob": 1}, "job-1": {"CreateSyncJob": 1}},
+    }
+
+
+def test_rate_limiter_windows_are_per_token_and_roll_over() -> None:
+    limiter = RateLimiter(2, 10.0)
+    assert [limiter.hit("a", 100.0)[0] for _ in range(3)] == [True, True, False]
+    assert limiter.hit("b", 101.0)[0]  # another token has its own window
+    allowed, headers = limiter.hit("a", 104.0)
+    assert not allowed
+    assert headers["ratelimit-reset"] == "6" == headers["retry-after"]
+    allowed, headers = limiter.hit("a", 110.0)
+    assert allowed
+    assert headers["ratelimit-remaining"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("expression", "valid"),
+    [
+        ("* * * * *", True),
+        ("0 12 * * sun", True),
+        ("1-59/2 0 1 jan-dec 7", True),
+        ("* * * *", False),
+        ("a * * * *", False),
+        ("1-2-3 * * * *", False),
+        ("0 0 32 * *", False),
+    ],
+)
+def test_cron_expressions(expression: str, valid: bool) -> None:
+    if valid:
+        assert validate_cron(expression) == expression
+    else:
+        with pytest.raises(ValueError, match="field"):
+            validate_cron(expression)
+
+
+def _problems(operation: str, params: dict[str, object]) -> list[str]:
+    shape = load_service_model("iottwinmaker").operation_model(operation).input_shape
+    assert shape is not None
+    problems: list[str] = []
+    validate(shape, params, "", problems)
+    return problems
+
+
+def test_model_constraints_produce_coral_style_messages() -> None:
+    problems = _problems(
+        "CreateSyncJob", {"workspaceId": "-bad-", "syncSource": "SITEWISE", "tags": {"k": ""}}
+    )
+    assert problems == [
+        "Value null at 'syncRole' failed to satisfy constraint: Member must not be null",
+        "Value '-bad-' at 'workspaceId' failed to satisfy constraint: Member must satisfy "
+        "regular expression pattern: [a-zA-Z_0-9][a-zA-Z_\\-0-9]*[a-zA-Z0-9]+",
+        "Value '' at 'tags.k.value' failed to satisfy constraint: Member must have length "
+        "greater than or equal to 1",
+    ]
+
+
+def test_java_unicode_classes_in_model_patterns_accept_unicode_tag_keys() -> None:
+    arn = "arn:aws:iottwinmaker:us-east-1:123456789012:workspace/w"
+    assert _problems("TagResource", {"resourceARN": arn, "tags": {"Ünïcode key 1": "v"}}) == []
+
+
+def test_json_type_mismatch_is_a_serialization_error() -> None:
+    with pytest.raises(AwsError) as excinfo:
+        _problems("ListSyncJobs", {"workspaceId": "w", "maxResults": "10"})
+    assert excinfo.value.code == "SerializationException"
+
+
+def test_synthesized_resources_follow_the_job_state() -> None:
+    job = SyncJobRecord(
+        workspace_id="w",
+        sync_source="SITEWISE",
+        sync_role="arn:aws:iam::123456789012:role/r",
+        arn="arn:aws:iottwinmaker:us-east-1:123456789012:workspace/w/sync-job/SITEWISE",
+        created=100.0,
+        transitions=[
+            Transition(at=100.0, state="CREATING"),
+            Transition(at=101.0, state="INITIALIZING"),
+            Transition(at=102.0, state="ERROR", code="SYNC_PROCESSING_ERROR", message="m"),
+            Transition(at=103.0, state="DELETING"),
+        ],
+    )
+    assert sitewise_resources(job, 100.5) == []  # nothing synced while CREATING
+    states = {
+        now: {r["status"]["state"] for r in sitewise_resources(job, now)}
+        for now in (101.5, 102.5, 103.5)
+    }
+    assert states == {101.5: {"INITIALIZING"}, 102.5: {"ERROR"}, 103.5: {"DELETED"}}
+    errored = sitewise_resources(job, 102.5)
+    assert errored[0]["status"]["error"] == {"code": "SYNC_PROCESSING_ERROR", "message": "m"}
+    assert [r["externalId"] for r in errored] == [
+        r["externalId"] for r in sitewise_resources(job, 103.5)
+    ]

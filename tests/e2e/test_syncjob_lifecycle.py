@@ -371,3 +371,26 @@ def test_immutable_field_edit_is_rejected_at_admission(
     assert rejected.returncode != 0
     assert "spec.awsIoTTwinMaker.syncRole" in rejected.stderr
     assert "immutable" in rejected.stderr
+
+
+def test_unreachable_provider_keeps_the_finalizer_and_says_why_until_it_returns(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(twinmaker_job("outage", workspace), "-n", namespace)
+    _wait_ready(kubectl, namespace, "outage")
+
+    emulators.twinmaker_admin.outage(8)
+    kubectl.run("delete", "syncjob", "outage", "-n", namespace, "--wait=false")
+
+    obj = _wait_condition(kubectl, namespace, "outage", "Synced", "False", "ReconcileError")
+    assert obj["metadata"]["finalizers"] == ["syncjob.dev/finalizer"]
+    assert "ConnectionError" in condition(obj, "Synced")["message"]  # type: ignore[index]
+    assert _has_event(kubectl, namespace, "outage", "RemoteCallFailed")
+    wait_until(
+        lambda: not kubectl.exists("syncjob", "outage", "-n", namespace),
+        timeout=60,
+        what="deleted after the outage",
+    )
+    with pytest.raises(botocore.exceptions.ClientError):
+        emulators.twinmaker.get_sync_job(syncSource="SITEWISE", workspaceId=workspace)

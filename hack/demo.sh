@@ -2,5 +2,7 @@
 # The README's demo command (make demo): everything end to end on local defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(hack/bootstrap.sh)"
+# Assign first: a failing bootstrap inside eval "$(...)" would not stop set -e.
+exports=$(hack/bootstrap.sh)
+eval "$exports"
 exec syncjob-operator demo "$@"

@@ -130,11 +130,11 @@ class Handlers:
     ) -> None:
         job = _parse(body)
         prior = dict(body.get("status") or {})
-        inputs = await inputs_hash(job, self.runtime.secrets)
-        if prior.get("failedInputs") == inputs and _condition(prior, "Terminal"):
-            logger.debug(
-                "terminal error unchanged since the last attempt; not calling the provider"
-            )
+        # Secrets are read for the hash only when a terminal error is on record or being recorded.
+        if _condition(prior, "Terminal") and prior.get("failedInputs") == await inputs_hash(
+            job, self.runtime.secrets
+        ):
+            logger.debug("terminal error unchanged since the last attempt: no provider call")
             return
         provider = self.runtime.providers[job.spec.provider]
         started = time.monotonic()
@@ -142,13 +142,19 @@ class Handlers:
             outcome = await reconcile.apply(
                 job, provider, self.runtime.writer, shared_list=kind == "resync"
             )
+            deadline = started + self.runtime.timing.resync_seconds
             while kind == "resync" and not outcome.done and outcome.error is None:
-                # Recreated by the timer: follow it until it settles, as a change handler would.
+                # Recreated by the timer: follow it until it settles, as a change handler would,
+                # but never hold the object's lock past one resync period.
+                if time.monotonic() > deadline:
+                    break
                 await asyncio.sleep(self.runtime.timing.poll_seconds)
                 known = outcome.observation.remote_id if outcome.observation else None
                 job = job.with_remote_id(known)
                 outcome = await reconcile.apply(job, provider, self.runtime.writer)
         RECONCILE_SECONDS.labels(job.spec.provider, kind).observe(time.monotonic() - started)
+        terminal = outcome.error is not None and not outcome.error.retryable
+        inputs = await inputs_hash(job, self.runtime.secrets) if terminal else None
         self._conclude(body, patch, job, prior, outcome, logger, kind=kind, inputs=inputs)
         if kind == "apply":
             self._signal(job, outcome, retry)

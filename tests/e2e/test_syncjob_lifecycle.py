@@ -394,3 +394,21 @@ def test_unreachable_provider_keeps_the_finalizer_and_says_why_until_it_returns(
     )
     with pytest.raises(botocore.exceptions.ClientError):
         emulators.twinmaker.get_sync_job(syncSource="SITEWISE", workspaceId=workspace)
+
+
+def test_remote_job_failing_out_of_band_is_noticed_by_the_resync(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(twinmaker_job("later", workspace), "-n", namespace)
+    _wait_ready(kubectl, namespace, "later")
+
+    applied = emulators.twinmaker_admin.sync_job_outcome(
+        workspace, code="SYNC_PROCESSING_ERROR", message="asset model deleted"
+    )
+
+    assert applied == "existing"
+    obj = _wait_condition(kubectl, namespace, "later", "Ready", "False", "RemoteError")
+    assert obj["status"]["remote"]["errorCode"] == "SYNC_PROCESSING_ERROR"
+    assert _has_event(kubectl, namespace, "later", "RemoteJobFailed")
+    assert emulators.twinmaker_admin.count("CreateSyncJob", f"{workspace}/SITEWISE") == 1

@@ -17,11 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
-import botocore.config
 import yaml
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_operator.emulators.server import RunningEmulators
 from syncjob_operator.emulators.truto import TrutoConfig
 from syncjob_operator.emulators.twinmaker import TwinMakerConfig
@@ -95,14 +93,7 @@ def main() -> None:
             TrutoConfig(tokens=frozenset({"t"})),
         ) as emu,
     ):
-        twinmaker = boto3.client(
-            "iottwinmaker",
-            endpoint_url=emu.twinmaker_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=botocore.config.Config(inject_host_prefix=False),
-        )
+        twinmaker = twinmaker_client(emu.twinmaker_url)
         # TwinMaker accepts one SITEWISE job per workspace: one workspace per job.
         for w in range(args.jobs):
             twinmaker.create_workspace(workspaceId=f"ws{w}")

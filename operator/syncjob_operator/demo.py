@@ -12,10 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-import boto3
-import botocore.config
-
-from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_operator.emulators.server import RunningEmulators
 from syncjob_operator.emulators.twinmaker import TwinMakerConfig
 from syncjob_operator.localcluster import ControlPlane
@@ -54,14 +51,7 @@ def run_demo(*, keep: bool = False) -> int:
                 f"control plane: {plane.server}\nTwinMaker emulator: {emu.twinmaker_url}\n"
                 f"Truto emulator: {emu.truto_url}"
             )
-            boto3.client(
-                "iottwinmaker",
-                endpoint_url=emu.twinmaker_url,
-                region_name="us-east-1",
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
-                config=botocore.config.Config(inject_host_prefix=False),
-            ).create_workspace(workspaceId="factory-floor")
+            twinmaker_client(emu.twinmaker_url).create_workspace(workspaceId="factory-floor")
             _say("installing the SyncJob CRD")
             _kubectl(plane, "apply", "-f", str(CRDS_DIR))
             _kubectl(plane, "wait", "--for=condition=Established", "crd/syncjobs.syncjob.dev")

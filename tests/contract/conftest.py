@@ -6,17 +6,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import boto3
 import httpx
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.model import ListShape, Shape, StructureShape
 from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_operator.emulators.restjson import load_service_model
 from syncjob_operator.emulators.server import RunningEmulators
 from syncjob_operator.emulators.truto import TrutoConfig
@@ -30,21 +28,6 @@ T = TypeVar("T")
 TwinMakerClientFactory = Callable[..., IoTTwinMakerClient]
 Signer = Callable[..., httpx.Request]
 Conformance = Callable[[str, dict[str, Any]], None]
-
-
-def twinmaker_client(endpoint: str, region: str = "us-east-1") -> IoTTwinMakerClient:
-    # inject_host_prefix=False: the model's hostPrefix would send boto3 to
-    # "api.127.0.0.1", which does not resolve; real AWS endpoints do not need it.
-    # total_max_attempts=1: botocore's max_attempts counts retries, so max_attempts=1
-    # would still retry a 429/500 once and hide the injected error.
-    return boto3.client(
-        "iottwinmaker",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
-        config=Config(retries={"total_max_attempts": 1}, inject_host_prefix=False),
-    )
 
 
 def signed(

@@ -9,14 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
 import httpx
 import pytest
 import yaml
 from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_operator.emulators.server import RunningEmulators
 from syncjob_operator.emulators.twinmaker import TwinMakerConfig
 from syncjob_operator.localcluster import ControlPlane
@@ -60,14 +58,7 @@ def emulators() -> Iterator[Emulators]:
     with RunningEmulators(
         TwinMakerConfig(transition_seconds=0.3), TrutoConfig(tokens=frozenset({TRUTO_TOKEN}))
     ) as running:
-        twinmaker = boto3.client(
-            "iottwinmaker",
-            endpoint_url=running.twinmaker_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=botocore.config.Config(inject_host_prefix=False),
-        )
+        twinmaker = twinmaker_client(running.twinmaker_url)
         with (
             EmulatorAdmin(running.twinmaker_url) as twinmaker_admin,
             EmulatorAdmin(running.truto_url) as truto_admin,

@@ -7,25 +7,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from syncjob_operator.model import PendingCreate, SyncJob, SyncJobSpec, TwinMakerSpec
+from syncjob_operator.model import PendingCreate, SyncJob
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
 from syncjob_operator.reconcile import apply, remove
+from tests.unit.jobs import TWINMAKER_JOB
 
 ACTIVE = Observation(exists=True, remote_id="id-1", state="ACTIVE", ready=True)
-JOB = SyncJob(
-    namespace="ns",
-    name="job",
-    uid="u",
-    generation=1,
-    spec=SyncJobSpec(
-        twinmaker=TwinMakerSpec(
-            region="us-east-1",
-            workspace_id="ws",
-            sync_source="SITEWISE",
-            sync_role="arn:aws:iam::123456789012:role/r",
-        )
-    ),
-)
+JOB = TWINMAKER_JOB
 
 
 @dataclass

@@ -7,26 +7,13 @@ from typing import Any
 
 import pytest
 
-from syncjob_operator.model import SyncJob, SyncJobSpec, TwinMakerSpec
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
 from syncjob_operator.reconcile import Outcome
 from syncjob_operator.status import compute_status, status_patch
+from tests.unit.jobs import TWINMAKER_JOB
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
-JOB = SyncJob(
-    namespace="ns",
-    name="job",
-    uid="u1",
-    generation=3,
-    spec=SyncJobSpec(
-        twinmaker=TwinMakerSpec(
-            region="us-east-1",
-            workspace_id="ws",
-            sync_source="SITEWISE",
-            sync_role="arn:aws:iam::123456789012:role/r",
-        )
-    ),
-)
+JOB = TWINMAKER_JOB
 ACTIVE = Observation(exists=True, remote_id="arn:x", state="ACTIVE", ready=True)
 CREATING = Observation(exists=True, remote_id="arn:x", state="CREATING", settled=False)
 FAILED = Observation(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Literal
 
+import boto3
+import botocore.config
 import httpx
+from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 from pydantic import BaseModel
 
 from syncjob_operator.emulators.base import ADMIN_PREFIX
@@ -133,3 +136,20 @@ class EmulatorAdmin:
     def remove_sync_job(self, workspace_id: str, sync_source: str = "SITEWISE") -> None:
         """TwinMaker only: drop a job at once, bypassing DeleteSyncJob (out-of-band deletion)."""
         self._call("DELETE", f"/sync-jobs/{workspace_id}/{sync_source}")
+
+
+def twinmaker_client(endpoint_url: str, region: str = "us-east-1") -> IoTTwinMakerClient:
+    """A real boto3 TwinMaker client pointed at the emulator, for tests, demo and benchmarks.
+
+    inject_host_prefix=False: the model's "api." host prefix would send boto3 to
+    "api.127.0.0.1", which does not resolve. total_max_attempts=1: botocore's max_attempts
+    counts retries, so it would still retry an injected 429/500 once and hide it.
+    """
+    return boto3.client(
+        "iottwinmaker",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
+        config=botocore.config.Config(retries={"total_max_attempts": 1}, inject_host_prefix=False),
+    )

@@ -274,8 +274,12 @@ def register(
     )(handlers.resync)
 
 
-def configure_settings(settings: kopf.OperatorSettings) -> None:
+def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: bool = False) -> None:
     """All kopf settings in one place; each non-default says why."""
+    if exact_namespaces:
+        # Named namespaces need no discovery of namespaces or CRDs, which per-namespace Roles
+        # forbid: kopf would retry those lists for about a minute before watching anything.
+        settings.scanning.disabled = True
     settings.persistence.finalizer = "syncjob.dev/finalizer"
     # The status schema is strict (no x-kubernetes-preserve-unknown-fields): the API server
     # would prune kopf's status-based progress, so keep progress and diff-base in annotations.

@@ -55,12 +55,19 @@ class TrutoResource(_Spec):
     persist: bool | None = None
 
 
+class TrutoSchedule(_Spec):
+    cron_expression: str
+    integrated_account_id: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrutoSpec(_Spec):
     integration_name: str
     args_schema: dict[str, Any]
     resources: tuple[TrutoResource, ...]
     token_secret_ref: SecretKeyRef
     base_url: str | None = Field(default=None, alias="baseURL")
+    schedule: TrutoSchedule | None = None
 
 
 class SyncJobSpec(_Spec):
@@ -94,6 +101,7 @@ class SyncJob:
     generation: int
     spec: SyncJobSpec
     remote_id: str | None = None
+    remote_schedule_id: str | None = None
     pending_create: PendingCreate | None = None
     deleting: bool = False
 
@@ -117,6 +125,7 @@ class SyncJob:
             generation=int(meta.get("generation", 1)),
             spec=SyncJobSpec.model_validate(body.get("spec") or {}),
             remote_id=(status.get("remote") or {}).get("id"),
+            remote_schedule_id=(status.get("remote") or {}).get("scheduleId"),
             pending_create=PendingCreate(
                 started_at=datetime.datetime.fromisoformat(pending["startedAt"]),
                 spec_hash=pending.get("specHash", ""),

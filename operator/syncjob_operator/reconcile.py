@@ -54,6 +54,7 @@ async def apply(
         if not observed.exists and shared_list:
             # A list can be up to its TTL old: confirm before acting on an absence.
             observed = await provider.observe(job)
+        action: Action = "none"
         if not observed.exists:
             if job.remote_id is not None and job.spec.deletion_policy == "Orphan":
                 return Outcome(observed)  # deleted out of band; Orphan means we do not own its life
@@ -61,14 +62,15 @@ async def apply(
             await writer.mark_pending_create(job, pending)
             observed = await provider.create(dataclasses.replace(job, pending_create=pending))
             await writer.record_identity(job, observed)
-            return Outcome(observed, "recreated" if job.remote_id else "created")
-        action: Action = "none"
-        if observed.remote_id != job.remote_id:
+            action = "recreated" if job.remote_id else "created"
+            job = job.with_remote_id(observed.remote_id)
+        elif observed.remote_id != job.remote_id:
             await writer.record_identity(job, observed)
             action = "adopted"
+        # Also right after a create: what the create call cannot set (a Truto schedule).
         if not observed.up_to_date and observed.settled and not observed.failed:
             observed = await provider.update(job, observed)
-            action = "updated"
+            action = "updated" if action == "none" else action
         return Outcome(observed, action)
     except ProviderError as error:
         return Outcome(observed, error=error)

@@ -110,6 +110,7 @@ async def _kube_api() -> AsyncIterator[k8s_client.ApiClient]:
     else:
         await k8s_config.load_kube_config()
     async with k8s_client.ApiClient() as api:
+        api.user_agent = "syncjob-operator"  # names the operator in managedFields
         yield api
 
 
@@ -123,7 +124,7 @@ async def _metrics_server(address: str, ready: asyncio.Event) -> AsyncIterator[N
         )
 
     async def readyz(_: web.Request) -> web.Response:
-        # Ready once kopf has connected, scanned the resources and started its watchers.
+        # kopf's ready flag: logged in and startup handlers done (watches start right after).
         if ready.is_set():
             return web.Response(text="ok")
         return web.Response(text="starting", status=503)
@@ -168,7 +169,14 @@ async def _run(args: argparse.Namespace) -> None:
             )
             registry = kopf.OperatorRegistry()
             register(registry, Handlers(runtime), labels=args.selector)
-            kopf.on.startup(registry=registry)(_configure)
+            exact = bool(args.namespaces) and not any(
+                c in ns for ns in args.namespaces for c in "*?[!"
+            )
+
+            async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
+                configure_settings(settings, exact_namespaces=exact)
+
+            kopf.on.startup(registry=registry, id="configure")(configure)
             kopf.on.login(registry=registry)(_login)
             async with _metrics_server(args.metrics_address, ready):
                 await kopf.operator(
@@ -183,10 +191,6 @@ async def _run(args: argparse.Namespace) -> None:
                     stop_flag=stop,
                 )
             await truto.aclose()
-
-
-async def _configure(settings: kopf.OperatorSettings, **_: object) -> None:
-    configure_settings(settings)
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

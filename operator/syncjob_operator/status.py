@@ -56,6 +56,7 @@ def _remote(observed: Observation, prior: Mapping[str, Any]) -> dict[str, Any]:
         "errorMessage": observed.error_message,
         "createdAt": _iso(observed.created_at),
         "updatedAt": _iso(observed.updated_at),
+        "scheduleId": observed.schedule_id,
     }
     return {k: v for k, v in fields.items() if v is not None}
 

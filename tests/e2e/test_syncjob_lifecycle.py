@@ -412,3 +412,58 @@ def test_remote_job_failing_out_of_band_is_noticed_by_the_resync(
     assert obj["status"]["remote"]["errorCode"] == "SYNC_PROCESSING_ERROR"
     assert _has_event(kubectl, namespace, "later", "RemoteJobFailed")
     assert emulators.twinmaker_admin.count("CreateSyncJob", f"{workspace}/SITEWISE") == 1
+
+
+def test_truto_schedule_is_a_cron_trigger_kept_in_step_with_the_spec(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    integration = f"crm-{namespace}"
+    schedule = {
+        "cronExpression": "0 * * * *",
+        "integratedAccountId": "acct-1",
+        "args": {"since": "2026-01-01"},
+    }
+    kubectl.apply(token_secret(), "-n", namespace)
+    kubectl.apply(
+        truto_job("nightly", integration, provider={"schedule": schedule}), "-n", namespace
+    )
+    job_id = _wait_ready(kubectl, namespace, "nightly")["status"]["remote"]["id"]
+
+    def triggers() -> list[dict[str, Any]]:
+        page = emulators.truto.get("/sync-job-cron-trigger", params={"sync_job_id": job_id})
+        result: list[dict[str, Any]] = page.json()["result"]
+        return result
+
+    created = wait_until(triggers, what="trigger created")
+    assert [(t["cron_expression"], t["integrated_account_id"], t["args"]) for t in created] == [
+        ("0 * * * *", "acct-1", {"since": "2026-01-01"})
+    ]
+    wait_until(
+        lambda: (
+            _get(kubectl, namespace, "nightly")["status"]["remote"].get("scheduleId")
+            == created[0]["id"]
+        ),
+        what="scheduleId in status",
+    )
+
+    kubectl.apply(
+        truto_job(
+            "nightly",
+            integration,
+            provider={"schedule": {**schedule, "cronExpression": "30 2 * * *"}},
+        ),
+        "-n",
+        namespace,
+    )
+    wait_until(
+        lambda: [t["cron_expression"] for t in triggers()] == ["30 2 * * *"], what="trigger patched"
+    )
+    assert triggers()[0]["id"] == created[0]["id"]  # patched in place
+
+    kubectl.apply(truto_job("nightly", integration), "-n", namespace)
+    wait_until(lambda: triggers() == [], what="trigger removed with the schedule")
+    wait_until(
+        lambda: "scheduleId" not in _get(kubectl, namespace, "nightly")["status"]["remote"],
+        what="scheduleId cleared",
+    )
+    assert [j["id"] for j in emulators.truto_jobs(integration)] == [job_id]

@@ -182,3 +182,45 @@ def test_spec_parses_aliases_and_defaults() -> None:
             }
         ).spec.fingerprint()
     )
+
+
+WANTED = {"cron_expression": "0 * * * *", "integrated_account_id": "acct", "args": {}}
+
+
+@pytest.mark.parametrize(
+    ("desired", "triggers", "expected"),
+    [
+        pytest.param(WANTED, [], truto.ScheduleChanges(create=WANTED), id="missing-is-created"),
+        pytest.param(
+            WANTED,
+            [{"id": "t1", "created_at": "1", **WANTED}],
+            truto.ScheduleChanges(),
+            id="in-sync",
+        ),
+        pytest.param(
+            WANTED,
+            [{"id": "t1", "created_at": "1", **WANTED, "cron_expression": "5 * * * *"}],
+            truto.ScheduleChanges(patch=("t1", {"cron_expression": "0 * * * *"})),
+            id="changed-field-is-patched-alone",
+        ),
+        pytest.param(
+            WANTED,
+            [{"id": "t2", "created_at": "2", **WANTED}, {"id": "t1", "created_at": "1", **WANTED}],
+            truto.ScheduleChanges(delete=("t2",)),
+            id="extra-triggers-go-oldest-stays",
+        ),
+        pytest.param(
+            None,
+            [{"id": "t1"}, {"id": "t2"}],
+            truto.ScheduleChanges(delete=("t1", "t2")),
+            id="unscheduled",
+        ),
+        pytest.param(None, [], truto.ScheduleChanges(), id="nothing-to-do"),
+    ],
+)
+def test_schedule_changes(
+    desired: dict[str, object] | None,
+    triggers: list[dict[str, object]],
+    expected: truto.ScheduleChanges,
+) -> None:
+    assert truto.schedule_changes(desired, triggers) == expected

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import botocore.config
 import httpx
-from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 from pydantic import BaseModel
 
 from syncjob_operator.emulators.base import ADMIN_PREFIX
 from syncjob_operator.emulators.faults import ActiveFault, FaultRule
+
+if TYPE_CHECKING:  # type stubs only: not installed in the image
+    from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
 
 class CallCounts(BaseModel):

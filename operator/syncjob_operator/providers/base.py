@@ -31,6 +31,7 @@ class Observation:
     error_message: str | None = None
     created_at: datetime.datetime | None = None
     updated_at: datetime.datetime | None = None
+    schedule_id: str | None = None  # the remote schedule bound to the job, where there is one
 
 
 ABSENT = Observation(exists=False)

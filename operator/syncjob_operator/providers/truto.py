@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -45,6 +46,44 @@ def desired_body(spec: TrutoSpec) -> dict[str, Any]:
     }
 
 
+def desired_trigger(spec: TrutoSpec) -> dict[str, Any] | None:
+    """The cron trigger the spec asks for, as Truto stores it (None: no schedule)."""
+    if spec.schedule is None:
+        return None
+    return {
+        "cron_expression": spec.schedule.cron_expression,
+        "integrated_account_id": spec.schedule.integrated_account_id,
+        "args": spec.schedule.args,
+    }
+
+
+@dataclass(frozen=True)
+class ScheduleChanges:
+    create: dict[str, Any] | None = None
+    patch: tuple[str, dict[str, Any]] | None = None
+    delete: tuple[str, ...] = ()
+
+    @property
+    def none(self) -> bool:
+        return self.create is None and self.patch is None and not self.delete
+
+
+def schedule_changes(
+    desired: dict[str, Any] | None, triggers: list[dict[str, Any]]
+) -> ScheduleChanges:
+    """How to turn the job's remote cron triggers into the one the spec asks for (or none).
+    The job is ours, so every trigger on it is ours too: extras are removed."""
+    if desired is None:
+        return ScheduleChanges(delete=tuple(t["id"] for t in triggers))
+    if not triggers:
+        return ScheduleChanges(create=desired)
+    keep, *extra = sorted(triggers, key=lambda t: str(t.get("created_at", "")))
+    fields = changed_fields(desired, keep)
+    return ScheduleChanges(
+        patch=(keep["id"], fields) if fields else None, delete=tuple(t["id"] for t in extra)
+    )
+
+
 def changed_fields(desired: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:
     """The top-level fields whose remote value differs: what a PATCH must send."""
     return {k: v for k, v in desired.items() if _normalized(remote.get(k)) != _normalized(v)}
@@ -70,16 +109,20 @@ def _timestamp(value: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def _observation(remote: dict[str, Any], spec: TrutoSpec) -> Observation:
-    up_to_date = not changed_fields(desired_body(spec), remote)
+def _observation(
+    remote: dict[str, Any], spec: TrutoSpec, triggers: list[dict[str, Any]] | None = None
+) -> Observation:
+    """`triggers` None: not read (no schedule wanted or known), counted as in sync."""
+    in_sync = triggers is None or schedule_changes(desired_trigger(spec), triggers).none
     return Observation(
         exists=True,
         remote_id=remote["id"],
         state="PRESENT",
-        up_to_date=up_to_date,
+        up_to_date=in_sync and not changed_fields(desired_body(spec), remote),
         ready=True,
         created_at=_timestamp(remote.get("created_at")),
         updated_at=_timestamp(remote.get("updated_at")),
+        schedule_id=triggers[0]["id"] if triggers else None,
     )
 
 
@@ -202,7 +245,23 @@ class TrutoProvider:
             found = await self._request(
                 job, "GetSyncJob", "GET", f"/sync-job/{job.remote_id}", not_found_ok=True
             )
-        return ABSENT if found is None else _observation(found, spec)
+        if found is None:
+            return ABSENT
+        wanted_or_known = spec.schedule is not None or job.remote_schedule_id is not None
+        triggers = await self._triggers(job, found["id"]) if wanted_or_known else None
+        return _observation(found, spec, triggers)
+
+    async def _triggers(self, job: SyncJob, job_id: str) -> list[dict[str, Any]]:
+        # Triggers are found by the job they belong to: a natural key, so a trigger created
+        # just before a crash is found again without a marker of its own.
+        payload = await self._request(
+            job,
+            "ListSyncJobCronTriggers",
+            "GET",
+            "/sync-job-cron-trigger",
+            params={"sync_job_id": job_id, "limit": _PAGE_LIMIT},
+        )
+        return list_page(payload or {})[0]
 
     async def _find_interrupted_create(self, job: SyncJob) -> Observation:
         spec = _spec(job)
@@ -233,17 +292,40 @@ class TrutoProvider:
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation:
         spec = _spec(job)
-        remote = await self._request(job, "GetSyncJob", "GET", f"/sync-job/{observed.remote_id}")
-        changes = changed_fields(desired_body(spec), remote or {})
-        if not changes:
-            return _observation(remote or {}, spec)
-        self._lists.invalidate(self._scope(job))
-        patched = await self._request(
-            job, "UpdateSyncJob", "PATCH", f"/sync-job/{observed.remote_id}", body=changes
+        job_id = observed.remote_id
+        remote = await self._request(job, "GetSyncJob", "GET", f"/sync-job/{job_id}") or {}
+        changes = changed_fields(desired_body(spec), remote)
+        if changes:
+            self._lists.invalidate(self._scope(job))
+            path = f"/sync-job/{job_id}"
+            remote = await self._request(job, "UpdateSyncJob", "PATCH", path, body=changes) or {}
+        triggers = await self._triggers(job, remote["id"])
+        await self._apply_schedule(
+            job, remote["id"], schedule_changes(desired_trigger(spec), triggers)
         )
-        return _observation(patched or {}, spec)
+        wanted = desired_trigger(spec) is not None
+        return _observation(remote, spec, await self._triggers(job, remote["id"]) if wanted else [])
+
+    async def _apply_schedule(self, job: SyncJob, job_id: str, changes: ScheduleChanges) -> None:
+        path = "/sync-job-cron-trigger"
+        if changes.create is not None:
+            body = {**changes.create, "sync_job_id": job_id}
+            await self._request(job, "CreateSyncJobCronTrigger", "POST", path, body=body)
+        if changes.patch is not None:
+            trigger_id, fields = changes.patch
+            await self._request(
+                job, "UpdateSyncJobCronTrigger", "PATCH", f"{path}/{trigger_id}", body=fields
+            )
+        for trigger_id in changes.delete:
+            await self._request(
+                job, "DeleteSyncJobCronTrigger", "DELETE", f"{path}/{trigger_id}", not_found_ok=True
+            )
 
     async def delete(self, job: SyncJob, observed: Observation) -> None:
+        assert observed.remote_id is not None
+        if observed.schedule_id is not None or _spec(job).schedule is not None:
+            triggers = await self._triggers(job, observed.remote_id)
+            await self._apply_schedule(job, observed.remote_id, schedule_changes(None, triggers))
         self._lists.invalidate(self._scope(job))
         await self._request(
             job, "DeleteSyncJob", "DELETE", f"/sync-job/{observed.remote_id}", not_found_ok=True

@@ -14,12 +14,11 @@ import functools
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.config
 import botocore.exceptions
-from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
 from syncjob_operator.metrics import REMOTE_CALLS
 from syncjob_operator.model import ProviderName, SyncJob, TwinMakerSpec
@@ -30,6 +29,9 @@ from syncjob_operator.providers.base import (
     SecretReader,
     SharedListCache,
 )
+
+if TYPE_CHECKING:  # type stubs only: not installed in the image
+    from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
 T = TypeVar("T")
 

@@ -33,14 +33,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
 
 TOKEN = "bench-token"
 WORKSPACE = "bench"
@@ -69,14 +67,7 @@ def start_emulators(ready_file: Path) -> subprocess.Popen[bytes]:
 
 
 def seed(urls: dict[str, str]) -> str:
-    twinmaker = boto3.client(
-        "iottwinmaker",
-        endpoint_url=urls["twinmaker"],
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=Config(inject_host_prefix=False, retries={"max_attempts": 1}),
-    )
+    twinmaker = twinmaker_client(urls["twinmaker"])
     twinmaker.create_workspace(workspaceId=WORKSPACE)
     twinmaker.create_sync_job(
         workspaceId=WORKSPACE,

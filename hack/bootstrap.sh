@@ -58,4 +58,7 @@ checkov_bin=$("$repo/hack/install-checkov.sh")  # chart linter, own venv (tests/
 
 echo "export SYNCJOB_CACHE='$cache'"
 echo "export VIRTUAL_ENV='$venv'"
+# The venv is shared by every checkout with the same lock, and its editable install points at
+# whichever bootstrapped last: this checkout's sources come first on the path regardless.
+echo "export PYTHONPATH='$repo/operator'\${PYTHONPATH:+:\$PYTHONPATH}"
 echo "export PATH='$venv/bin:$tools:$kube_bins:$checkov_bin':\"\$PATH\""

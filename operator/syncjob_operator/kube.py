@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import time
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -18,12 +19,23 @@ MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeSecrets:
-    """Reads Secrets in the SyncJob's own namespace; values never leave this process."""
+    """Reads Secrets in the SyncJob's own namespace; values never leave this process.
 
-    def __init__(self, api: client.ApiClient) -> None:
+    One reconcile reads the same Secret for every remote call (each Truto request, each boto3
+    client lookup): a read is reused for `ttl` seconds, so a Secret costs one GET per reconcile,
+    and an edit to it is seen within `ttl`.
+    """
+
+    def __init__(self, api: client.ApiClient, *, ttl: float = 5.0) -> None:
         self._core = client.CoreV1Api(api)
+        self._ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, str], str]] = {}
 
     async def read(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
+        cached = self._cache.get((namespace, name))
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1], cached[2]
+        self._cache.pop((namespace, name), None)
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)
         except ApiException as exc:
@@ -41,7 +53,9 @@ class KubeSecrets:
                 "KubernetesAPIError", f"reading Secret: {exc.reason}", retryable=True
             ) from exc
         data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        return data, str(secret.metadata.resource_version)
+        version = str(secret.metadata.resource_version)
+        self._cache[(namespace, name)] = (time.monotonic(), data, version)
+        return data, version
 
 
 class KubeStatusWriter:
@@ -49,16 +63,23 @@ class KubeStatusWriter:
         self._custom = client.CustomObjectsApi(api)
 
     async def _patch_status(self, job: SyncJob, status: dict[str, Any]) -> None:
-        await self._custom.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            job.namespace,
-            PLURAL,
-            job.name,
-            {"status": status},
-            # The generated client would pick strategic-merge, which custom resources reject.
-            _content_type=MERGE_PATCH,  # type: ignore[call-arg]
-        )
+        try:
+            await self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                job.namespace,
+                PLURAL,
+                job.name,
+                {"status": status},
+                # The generated client would pick strategic-merge, which custom resources reject.
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]
+            )
+        except ApiException as exc:
+            # Classified like a provider error, so reconcile returns it as a value and the
+            # handler backs off and reports it instead of kopf's generic 60 s retry.
+            raise ProviderError(
+                "KubernetesAPIError", f"writing status: {exc.status} {exc.reason}", retryable=True
+            ) from exc
 
     async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
         started = pending.started_at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")

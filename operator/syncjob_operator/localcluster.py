@@ -252,11 +252,12 @@ class ControlPlane:
         files["sa.pub"] = sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        admin = ca.issue("syncjob-admin", organizations=["system:masters"])
+        files |= {"admin.crt": admin.cert_pem, "admin.key": admin.key_pem}
         for name, data in files.items():
             (pki / name).write_bytes(data)
             (pki / name).chmod(0o600)
 
-        admin = ca.issue("syncjob-admin", organizations=["system:masters"])
         self.kubeconfig = work / "admin.kubeconfig"
         self._write_yaml(
             self.kubeconfig, kubeconfig_document(self.server, ca.pair.cert_pem, admin, "admin")
@@ -305,7 +306,7 @@ class ControlPlane:
                 "--profiling=false",
             ],
         )
-        self._wait_ready(ca.pair.cert_pem, admin)
+        self._wait_for("kube-apiserver /readyz", "/readyz")
         self._spawn(
             "kube-controller-manager",
             [
@@ -328,8 +329,6 @@ class ControlPlane:
         # The default ServiceAccount appears once kube-controller-manager's controllers run.
         self._wait_for(
             "kube-controller-manager (default ServiceAccount)",
-            ca.pair.cert_pem,
-            admin,
             "/api/v1/namespaces/default/serviceaccounts/default",
         )
 
@@ -352,14 +351,9 @@ class ControlPlane:
             )
         self._processes.append(_Process(name, popen, log))
 
-    def _wait_ready(self, ca_pem: bytes, admin: _KeyPair) -> None:
-        self._wait_for("kube-apiserver /readyz", ca_pem, admin, "/readyz")
-
-    def _wait_for(self, what: str, ca_pem: bytes, admin: _KeyPair, path: str) -> None:
+    def _wait_for(self, what: str, path: str) -> None:
         assert self.workdir is not None
         pki = self.workdir / "pki"
-        (pki / "admin.crt").write_bytes(admin.cert_pem)
-        (pki / "admin.key").write_bytes(admin.key_pem)
         deadline = time.monotonic() + self.ready_timeout
         last = "no answer yet"
         with httpx.Client(

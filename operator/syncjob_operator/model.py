@@ -105,10 +105,6 @@ class SyncJob:
     pending_create: PendingCreate | None = None
     deleting: bool = False
 
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
     def with_remote_id(self, remote_id: str | None) -> SyncJob:
         """This job once its remote identity is recorded (no create is pending any more)."""
         return dataclasses.replace(self, remote_id=remote_id or self.remote_id, pending_create=None)

@@ -24,6 +24,11 @@ INSTALL_SCRIPT = "hack/install-package.sh"
 _HOST_PYTHON_ENV = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV"}
 
 
+def _container_env() -> dict[str, str]:
+    """This process's environment without the dev venv's Python settings."""
+    return {k: v for k, v in os.environ.items() if k not in _HOST_PYTHON_ENV}
+
+
 @dataclass
 class Stage:
     base: str
@@ -153,7 +158,7 @@ def test_image_build_stage_installs_a_working_operator(tmp_path: Path) -> None:
             argv = shlex.split(rest)
             assert argv[:2] == ["sh", INSTALL_SCRIPT], f"unexpected RUN {rest}"
             local = [str(root / a.lstrip("/")) if a.startswith("/") else a for a in argv]
-            env = {k: v for k, v in os.environ.items() if k not in _HOST_PYTHON_ENV}
+            env = _container_env()
             proc = subprocess.run(
                 local,
                 cwd=root / workdir.relative_to("/"),
@@ -170,6 +175,7 @@ def test_image_build_stage_installs_a_working_operator(tmp_path: Path) -> None:
     venv = root / "opt" / "venv"
     help_text = subprocess.run(
         [str(venv / "bin" / "syncjob-operator"), "run", "--help"],
+        env=_container_env(),  # the installed package, not this checkout, must answer
         capture_output=True,
         text=True,
         timeout=60,
@@ -180,6 +186,7 @@ def test_image_build_stage_installs_a_working_operator(tmp_path: Path) -> None:
     # Exactly the lock's pins plus the package itself: nothing resolved on the side.
     listed = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+        env=_container_env(),
         capture_output=True,
         text=True,
         check=True,

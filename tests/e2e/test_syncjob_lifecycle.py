@@ -130,6 +130,7 @@ def test_truto_spec_change_is_patched_in_place(
     kubectl.apply(token_secret(), "-n", namespace)
     kubectl.apply(truto_job("contacts", integration), "-n", namespace)
     job_id = _wait_ready(kubectl, namespace, "contacts")["status"]["remote"]["id"]
+    gets_before = emulators.truto_admin.count("GetSyncJob", job_id)
 
     resources = [
         {"resource": "crm/contacts", "method": "list"},
@@ -156,6 +157,8 @@ def test_truto_spec_change_is_patched_in_place(
         "persist": True,
     }
     assert emulators.truto_admin.count("UpdateSyncJob", job_id) == 1
+    # One read (the observe) decided and shaped the PATCH; resyncs list instead of getting.
+    assert emulators.truto_admin.count("GetSyncJob", job_id) - gets_before == 1
     assert emulators.truto_admin.count("CreateSyncJob") >= 1
 
 
@@ -434,7 +437,7 @@ def test_truto_schedule_is_a_cron_trigger_kept_in_step_with_the_spec(
         result: list[dict[str, Any]] = page.json()["result"]
         return result
 
-    created = wait_until(triggers, what="trigger created")
+    created = triggers()  # added in the same pass as the job, before Ready was written
     assert [(t["cron_expression"], t["integrated_account_id"], t["args"]) for t in created] == [
         ("0 * * * *", "acct-1", {"since": "2026-01-01"})
     ]

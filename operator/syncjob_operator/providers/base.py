@@ -7,11 +7,12 @@ with `retryable` set: the reconciler never looks at HTTP codes or botocore excep
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from syncjob_operator.model import PendingCreate, ProviderName, SyncJob
 
@@ -32,6 +33,9 @@ class Observation:
     created_at: datetime.datetime | None = None
     updated_at: datetime.datetime | None = None
     schedule_id: str | None = None  # the remote schedule bound to the job, where there is one
+    # What the provider read to decide up_to_date, so its update() diffs against it instead
+    # of reading the same things again.
+    basis: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 ABSENT = Observation(exists=False)

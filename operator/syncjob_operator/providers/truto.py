@@ -123,6 +123,7 @@ def _observation(
         created_at=_timestamp(remote.get("created_at")),
         updated_at=_timestamp(remote.get("updated_at")),
         schedule_id=triggers[0]["id"] if triggers else None,
+        basis={"job": remote, "triggers": triggers or []},
     )
 
 
@@ -213,9 +214,8 @@ class TrutoProvider:
         spec = _spec(job)
         ref = spec.token_secret_ref
         # Jobs visible to one token: the list cache must not leak across tokens.
-        token_scope = hashlib.sha256(f"{job.namespace}/{ref.name}/{ref.key}".encode()).hexdigest()[
-            :16
-        ]
+        secret = f"{job.namespace}/{ref.name}/{ref.key}"
+        token_scope = hashlib.sha256(secret.encode()).hexdigest()[:16]
         return (self._base_url(spec), token_scope, spec.integration_name)
 
     async def _list(self, job: SyncJob) -> dict[str, dict[str, Any]]:
@@ -288,44 +288,49 @@ class TrutoProvider:
             job, "CreateSyncJob", "POST", "/sync-job", body=desired_body(_spec(job))
         )
         assert created is not None
-        return _observation(created, _spec(job))
+        # A new job has no triggers yet: saying so lets reconcile add the schedule at once.
+        return _observation(created, _spec(job), [])
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation:
         spec = _spec(job)
-        job_id = observed.remote_id
-        remote = await self._request(job, "GetSyncJob", "GET", f"/sync-job/{job_id}") or {}
+        remote: dict[str, Any] = dict(observed.basis["job"])
         changes = changed_fields(desired_body(spec), remote)
         if changes:
             self._lists.invalidate(self._scope(job))
-            path = f"/sync-job/{job_id}"
+            path = f"/sync-job/{remote['id']}"
             remote = await self._request(job, "UpdateSyncJob", "PATCH", path, body=changes) or {}
-        triggers = await self._triggers(job, remote["id"])
-        await self._apply_schedule(
-            job, remote["id"], schedule_changes(desired_trigger(spec), triggers)
-        )
-        wanted = desired_trigger(spec) is not None
-        return _observation(remote, spec, await self._triggers(job, remote["id"]) if wanted else [])
+        triggers = list(observed.basis["triggers"])
+        schedule = schedule_changes(desired_trigger(spec), triggers)
+        kept = await self._apply_schedule(job, remote["id"], schedule)
+        if kept is None and desired_trigger(spec) is not None:  # already in step: unchanged
+            kept = next(t for t in triggers if t["id"] not in schedule.delete)
+        return _observation(remote, spec, [kept] if kept else [])
 
-    async def _apply_schedule(self, job: SyncJob, job_id: str, changes: ScheduleChanges) -> None:
+    async def _apply_schedule(
+        self, job: SyncJob, job_id: str, changes: ScheduleChanges
+    ) -> dict[str, Any] | None:
+        """Applies `changes`; returns the trigger left on the job, if any."""
         path = "/sync-job-cron-trigger"
+        kept: dict[str, Any] | None = None
         if changes.create is not None:
             body = {**changes.create, "sync_job_id": job_id}
-            await self._request(job, "CreateSyncJobCronTrigger", "POST", path, body=body)
+            kept = await self._request(job, "CreateSyncJobCronTrigger", "POST", path, body=body)
         if changes.patch is not None:
             trigger_id, fields = changes.patch
-            await self._request(
+            kept = await self._request(
                 job, "UpdateSyncJobCronTrigger", "PATCH", f"{path}/{trigger_id}", body=fields
             )
         for trigger_id in changes.delete:
             await self._request(
                 job, "DeleteSyncJobCronTrigger", "DELETE", f"{path}/{trigger_id}", not_found_ok=True
             )
+        return kept
 
     async def delete(self, job: SyncJob, observed: Observation) -> None:
         assert observed.remote_id is not None
-        if observed.schedule_id is not None or _spec(job).schedule is not None:
-            triggers = await self._triggers(job, observed.remote_id)
-            await self._apply_schedule(job, observed.remote_id, schedule_changes(None, triggers))
+        # Triggers first (observe read them if the job has or wants one), then the job.
+        triggers = list(observed.basis.get("triggers", []))
+        await self._apply_schedule(job, observed.remote_id, schedule_changes(None, triggers))
         self._lists.invalidate(self._scope(job))
         await self._request(
             job, "DeleteSyncJob", "DELETE", f"/sync-job/{observed.remote_id}", not_found_ok=True

@@ -84,7 +84,9 @@ def classify(error: Exception, operation: str) -> ProviderError:
     raise error
 
 
-def _observation(summary: dict[str, Any], *, up_to_date: bool = True) -> Observation:
+def _observation(
+    summary: dict[str, Any], *, up_to_date: bool = True, basis: dict[str, Any] | None = None
+) -> Observation:
     state = summary["status"]["state"]
     error = summary["status"].get("error") or {}
     return Observation(
@@ -99,6 +101,7 @@ def _observation(summary: dict[str, Any], *, up_to_date: bool = True) -> Observa
         error_message=error.get("message"),
         created_at=summary.get("creationDateTime"),
         updated_at=summary.get("updateDateTime"),
+        basis=basis or {},
     )
 
 
@@ -169,6 +172,10 @@ class TwinMakerProvider:
             self._clients[cache_key] = client
         return client, identity
 
+    @staticmethod
+    def _scope(spec: TwinMakerSpec, identity: str) -> tuple[str, str | None, str, str]:
+        return (spec.region, spec.endpoint_url, identity, spec.workspace_id)
+
     async def _call(self, operation: str, call: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
@@ -184,8 +191,9 @@ class TwinMakerProvider:
         spec = _spec(job)
         client, identity = await self._client(job)
         if shared_list:
-            scope = (spec.region, spec.endpoint_url, identity, spec.workspace_id)
-            jobs = await self._lists.get(scope, lambda: self._list_jobs(client, spec.workspace_id))
+            jobs = await self._lists.get(
+                self._scope(spec, identity), lambda: self._list_jobs(client, spec.workspace_id)
+            )
             summary = jobs.get(spec.sync_source)
             return ABSENT if summary is None else _observation(summary)
         try:
@@ -201,13 +209,15 @@ class TwinMakerProvider:
             if error.code == "ResourceNotFoundException":
                 return ABSENT
             raise
+        basis: dict[str, Any] = {"syncRole": found["syncRole"]}
         if found["status"]["state"] != "ACTIVE":
-            return _observation(found)  # tags are reconciled once the job has settled
-        tags = await self._call(
+            return _observation(found, basis=basis)  # tags are reconciled once it has settled
+        listed = await self._call(
             "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=found["arn"])
         )
-        to_tag, to_untag = tag_changes(spec.tags, dict(tags.get("tags", {})))
-        return _observation(found, up_to_date=not to_tag and not to_untag)
+        basis["tags"] = dict(listed.get("tags", {}))
+        to_tag, to_untag = tag_changes(spec.tags, basis["tags"])
+        return _observation(found, up_to_date=not to_tag and not to_untag, basis=basis)
 
     async def _list_jobs(
         self, client: IoTTwinMakerClient, workspace_id: str
@@ -227,7 +237,7 @@ class TwinMakerProvider:
     async def create(self, job: SyncJob) -> Observation:
         spec = _spec(job)
         client, identity = await self._client(job)
-        self._lists.invalidate((spec.region, spec.endpoint_url, identity, spec.workspace_id))
+        self._lists.invalidate(self._scope(spec, identity))
         try:
             created = await self._call(
                 "CreateSyncJob",
@@ -241,7 +251,7 @@ class TwinMakerProvider:
         except ProviderError as error:
             if error.code != "ConflictException":
                 raise
-            return await self._adopt(job, client)
+            return await self._adopt(job)
         return Observation(
             exists=True,
             remote_id=created["arn"],
@@ -251,31 +261,26 @@ class TwinMakerProvider:
             created_at=created.get("creationDateTime"),
         )
 
-    async def _adopt(self, job: SyncJob, client: IoTTwinMakerClient) -> Observation:
+    async def _adopt(self, job: SyncJob) -> Observation:
         """A job with this name exists: ours from before a crash if the role matches."""
         spec = _spec(job)
-        found = await self._call(
-            "GetSyncJob",
-            lambda: client.get_sync_job(syncSource=spec.sync_source, workspaceId=spec.workspace_id),
-        )
-        if found["syncRole"] != spec.sync_role:
+        observed = await self.observe(job)
+        role = observed.basis.get("syncRole")
+        if observed.exists and role != spec.sync_role:
             raise ProviderError(
                 "AlreadyExists",
                 f"workspace {spec.workspace_id} already has a {spec.sync_source} sync job with"
-                f" role {found['syncRole']}; not adopting it",
+                f" role {role}; not adopting it",
                 retryable=False,
             )
-        return await self.observe(job)
+        return observed
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation:
         spec = _spec(job)
         client, _ = await self._client(job)
         arn = observed.remote_id
         assert arn is not None
-        tags = await self._call(
-            "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=arn)
-        )
-        to_tag, to_untag = tag_changes(spec.tags, dict(tags.get("tags", {})))
+        to_tag, to_untag = tag_changes(spec.tags, observed.basis.get("tags", {}))
         if to_tag:
             await self._call(
                 "TagResource", lambda: client.tag_resource(resourceARN=arn, tags=to_tag)
@@ -289,7 +294,7 @@ class TwinMakerProvider:
     async def delete(self, job: SyncJob, observed: Observation) -> None:
         spec = _spec(job)
         client, identity = await self._client(job)
-        self._lists.invalidate((spec.region, spec.endpoint_url, identity, spec.workspace_id))
+        self._lists.invalidate(self._scope(spec, identity))
         try:
             await self._call(
                 "DeleteSyncJob",

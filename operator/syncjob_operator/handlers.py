@@ -12,13 +12,13 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import kopf
 import pydantic
 
 from syncjob_operator import reconcile
-from syncjob_operator.kube import GROUP, PLURAL, VERSION
+from syncjob_operator.kube import GROUP, PLURAL, SECRET_FINALIZER, SECRET_LABEL, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
     RECONCILE_SECONDS,
@@ -27,20 +27,36 @@ from syncjob_operator.metrics import (
     TERMINAL_ERRORS,
 )
 from syncjob_operator.model import ProviderName, SyncJob
+from syncjob_operator.ownership import Claims, IndexKey, index_entries
 from syncjob_operator.providers.base import Provider, ProviderError, SecretReader
-from syncjob_operator.reconcile import Outcome, StatusWriter
-from syncjob_operator.status import compute_status, status_patch
+from syncjob_operator.reconcile import IdentityWriter, Outcome
+from syncjob_operator.status import (
+    CREATING,
+    READY,
+    SYNCED,
+    TERMINAL,
+    TerminalRecord,
+    compute_status,
+    condition,
+    condition_message,
+    condition_reason,
+    condition_status,
+    status_patch,
+)
 
 Kind = Literal["apply", "resync", "delete"]
 
 _EVENT_REASONS = {
     "created": "CreatedRemoteJob",
     "recreated": "RecreatedRemoteJob",
+    "recovered": "RecoveredRemoteJob",
     "adopted": "AdoptedRemoteJob",
     "updated": "UpdatedRemoteJob",
     "deleted": "DeletedRemoteJob",
     "orphaned": "OrphanedRemoteJob",
+    "released": "LeftRemoteJobAlone",
 }
+INDEX_ID = "syncjob_index"
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,18 @@ class Timing:
     backoff_base_seconds: float = 1.0
     backoff_cap_seconds: float = 300.0
     delete_blocked_seconds: float = 300.0  # re-check a terminal delete error this often
+    # Terminal errors are re-checked on a slow backoff (credentials and policies change outside
+    # Kubernetes), and at once when the spec or a referenced Secret changes.
+    terminal_recheck_seconds: float = 300.0
+    terminal_recheck_cap_seconds: float = 3600.0
+    # Longer than any create request can take (httpx and botocore time out well before).
+    in_flight_seconds: float = 30.0
+
+
+class SecretKeeper(SecretReader, Protocol):
+    async def protect(self, namespace: str, name: str) -> None: ...
+
+    async def release(self, namespace: str, name: str) -> None: ...
 
 
 @dataclass
@@ -57,11 +85,25 @@ class Runtime:
     """What the handlers need, built once at startup."""
 
     providers: Mapping[ProviderName, Provider]
-    writer: StatusWriter
-    secrets: SecretReader
+    writer: IdentityWriter
+    secrets: SecretKeeper
     timing: Timing = field(default_factory=Timing)
+    claims: Claims = field(default_factory=Claims)
     # Change handlers and the resync timer of one object must not interleave remote writes.
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    answered: set[tuple[str, str]] = field(default_factory=set)
+    # SyncJobs whose deletion finished here: they no longer need their Secrets, even before
+    # the watch reports them gone.
+    finished: set[str] = field(default_factory=set)
+
+    def context(self, job: SyncJob) -> reconcile.Context:
+        return reconcile.Context(
+            provider=self.providers[job.spec.provider],
+            writer=self.writer,
+            claims=self.claims,
+            in_flight_seconds=self.timing.in_flight_seconds,
+            answered=self.answered,
+        )
 
 
 def retry_delay(attempt: int, timing: Timing, retry_after: float | None = None) -> float:
@@ -70,16 +112,32 @@ def retry_delay(attempt: int, timing: Timing, retry_after: float | None = None) 
     return float(max(retry_after or 0.0, ceiling * random.uniform(0.5, 1.0)))
 
 
+def terminal_record(
+    prior: Mapping[str, Any], inputs: str, now: datetime.datetime, timing: Timing
+) -> TerminalRecord:
+    """The n-th check in a row of unchanged inputs waits twice as long as the one before."""
+    same = condition(prior, TERMINAL) is not None and prior.get("failedInputs") == inputs
+    checks = int(prior.get("terminalChecks") or 0) + 1 if same else 1
+    delay = min(
+        timing.terminal_recheck_cap_seconds,
+        timing.terminal_recheck_seconds * 2 ** min(checks - 1, 20),
+    )
+    return TerminalRecord(inputs, checks, now + datetime.timedelta(seconds=delay))
+
+
+def terminal_check_due(prior: Mapping[str, Any], now: datetime.datetime) -> bool:
+    text = prior.get("nextCheckTime")
+    if not text:
+        return True
+    return now >= datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
 async def inputs_hash(job: SyncJob, secrets: SecretReader) -> str:
-    """Identifies what a terminal error was computed from: the spec and the resourceVersion of
-    each referenced Secret (or its absence), so a fix to either makes the job retry."""
-    parts = [job.spec.fingerprint()]
-    refs = []
-    if job.spec.twinmaker and job.spec.twinmaker.credentials_secret_ref:
-        refs.append(job.spec.twinmaker.credentials_secret_ref.name)
-    if job.spec.truto:
-        refs.append(job.spec.truto.token_secret_ref.name)
-    for name in refs:
+    """Identifies what a terminal error was computed from: the spec, the ownership annotations
+    and the resourceVersion of each referenced Secret (or its absence), so a fix to any of them
+    makes the job retry at once."""
+    parts = [job.spec.fingerprint(), f"adopt={job.adopt}", f"id={job.external_id}"]
+    for name in sorted(job.spec.secret_names()):
         try:
             _, version = await secrets.read(job.namespace, name)
         except ProviderError as error:
@@ -90,39 +148,42 @@ async def inputs_hash(job: SyncJob, secrets: SecretReader) -> str:
 
 def _parse(body: Mapping[str, Any]) -> SyncJob:
     try:
-        return SyncJob.from_body(dict(body))
+        return SyncJob.from_body(body)
     except pydantic.ValidationError as exc:
         # The CRD schema should make this unreachable; if it happens, retrying cannot help.
         raise kopf.PermanentError(f"spec does not match the SyncJob model: {exc}") from exc
-
-
-def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == kind), {})
 
 
 class Handlers:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    def _attach(self, kwargs: Mapping[str, Any]) -> None:
+        index: kopf.Index[Any, Any] | None = kwargs.get(INDEX_ID)
+        if index is not None:
+            self.runtime.claims.attach(lambda key: index.get(key, ()))
+
     async def apply(
-        self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **_: Any
+        self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **kwargs: Any
     ) -> None:
+        self._attach(kwargs)
         await self._apply(body, patch, retry, logger, kind="apply")
 
     async def resync(
-        self, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any
+        self, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any
     ) -> None:
         status = body.get("status") or {}
-        if body.metadata.get("deletionTimestamp") or status.get(
-            "observedGeneration"
-        ) != body.metadata.get("generation"):
-            return  # a change or delete handler owns this object right now
-        if _condition(status, "Synced").get("status") == "False" and not _condition(
-            status, "Terminal"
-        ):
+        if body.metadata.get("deletionTimestamp"):
+            return  # the delete handler owns this object now
+        if status.get("observedGeneration") not in (None, body.metadata.get("generation")):
+            return  # a change handler owns this object right now
+        # No status at all: it was lost, or a restored object's kopf annotations told kopf it
+        # was handled already. Reconcile it here: its identity annotation says which job is its.
+        if condition_status(status, SYNCED) == "False" and not condition(status, TERMINAL):
             return  # the change handler is retrying with its own backoff
-        if _condition(status, "Ready").get("reason") == "Creating":
+        if condition_reason(status, READY) == CREATING:
             return  # the change handler is polling until the remote settles
+        self._attach(kwargs)
         await self._apply(body, patch, 0, logger, kind="resync")
 
     async def _apply(
@@ -130,54 +191,100 @@ class Handlers:
     ) -> None:
         job = _parse(body)
         prior = dict(body.get("status") or {})
-        # Secrets are read for the hash only when a terminal error is on record or being recorded.
-        if _condition(prior, "Terminal") and prior.get("failedInputs") == await inputs_hash(
-            job, self.runtime.secrets
+        runtime = self.runtime
+        now = datetime.datetime.now(datetime.UTC)
+        # Secrets are read for the hash only when a terminal error is on record.
+        if (
+            condition(prior, TERMINAL)
+            and not terminal_check_due(prior, now)
+            and prior.get("failedInputs") == await inputs_hash(job, runtime.secrets)
         ):
-            logger.debug("terminal error unchanged since the last attempt: no provider call")
+            logger.debug("terminal error unchanged and not due for a re-check: no provider call")
             return
-        provider = self.runtime.providers[job.spec.provider]
+        await self._protect_secrets(job, logger)
+        ctx = runtime.context(job)
         started = time.monotonic()
-        async with self.runtime.locks[job.uid]:
-            outcome = await reconcile.apply(
-                job, provider, self.runtime.writer, shared_list=kind == "resync"
-            )
-            deadline = started + self.runtime.timing.resync_seconds
+        async with runtime.locks[job.uid]:
+            outcome = await reconcile.apply(job, ctx, shared_list=kind == "resync")
+            deadline = started + runtime.timing.resync_seconds
             while kind == "resync" and not outcome.done and outcome.error is None:
                 # Recreated by the timer: follow it until it settles, as a change handler would,
                 # but never hold the object's lock past one resync period.
                 if time.monotonic() > deadline:
                     break
-                await asyncio.sleep(self.runtime.timing.poll_seconds)
+                await asyncio.sleep(runtime.timing.poll_seconds)
                 known = outcome.observation.remote_id if outcome.observation else None
                 job = job.with_remote_id(known)
-                outcome = await reconcile.apply(job, provider, self.runtime.writer)
+                outcome = await reconcile.apply(job, ctx)
         RECONCILE_SECONDS.labels(job.spec.provider, kind).observe(time.monotonic() - started)
-        terminal = outcome.error is not None and not outcome.error.retryable
-        inputs = await inputs_hash(job, self.runtime.secrets) if terminal else None
-        self._conclude(body, patch, job, prior, outcome, logger, kind=kind, inputs=inputs)
+        terminal = None
+        if outcome.error is not None and not outcome.error.retryable:
+            inputs = await inputs_hash(job, runtime.secrets)
+            terminal = terminal_record(prior, inputs, now, runtime.timing)
+        self._conclude(body, patch, job, prior, outcome, logger, kind=kind, terminal=terminal)
         if kind == "apply":
             self._signal(job, outcome, retry)
 
+    async def _protect_secrets(self, job: SyncJob, logger: kopf.Logger) -> None:
+        """Keeps the credentials a deletion will need (namespace deletion removes Secrets and
+        SyncJobs together). A Secret that is missing is the provider's error to report."""
+        for name in sorted(job.spec.secret_names()):
+            try:
+                await self.runtime.secrets.protect(job.namespace, name)
+            except ProviderError as error:
+                if error.code != "SecretNotFound":
+                    logger.warning(f"cannot protect Secret {name}: {error.code}: {error.message}")
+
     async def delete(
-        self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **_: Any
+        self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **kwargs: Any
     ) -> None:
+        self._attach(kwargs)
         job = _parse(body)
         prior = dict(body.get("status") or {})
-        provider = self.runtime.providers[job.spec.provider]
-        async with self.runtime.locks[job.uid]:
-            outcome = await reconcile.remove(job, provider)
-        self._conclude(body, patch, job, prior, outcome, logger, kind="delete", inputs=None)
+        runtime = self.runtime
+        async with runtime.locks[job.uid]:
+            outcome = await reconcile.remove(job, runtime.context(job))
+        self._conclude(body, patch, job, prior, outcome, logger, kind="delete", terminal=None)
         error = outcome.error
-        if error is not None and not error.retryable:
-            # Never PermanentError here: kopf would release the finalizer and strand the job.
-            raise kopf.TemporaryError(
-                f"cannot delete the remote job: {error}; fix access or set deletionPolicy: Orphan",
-                delay=self.runtime.timing.delete_blocked_seconds,
-            )
-        self._signal(job, outcome, retry)
+        if outcome.action != "orphaned":
+            if error is not None and not error.retryable:
+                # Never PermanentError here: kopf would release the finalizer and strand the job.
+                raise kopf.TemporaryError(
+                    f"cannot delete the remote job: {error}; fix access or set"
+                    " deletionPolicy: Orphan",
+                    delay=runtime.timing.delete_blocked_seconds,
+                )
+            self._signal(job, outcome, retry)
+        await self._release_secrets(job, logger)
         OBJECT_STATES.states.pop(job.uid, None)
-        self.runtime.locks.pop(job.uid, None)
+        runtime.locks.pop(job.uid, None)
+        runtime.claims.forget(job)
+
+    async def _release_secrets(self, job: SyncJob, logger: kopf.Logger) -> None:
+        runtime = self.runtime
+        runtime.finished.add(job.uid)
+        for name in sorted(job.spec.secret_names()):
+            users = runtime.claims.secret_users(job.namespace, name) - runtime.finished
+            if not users:
+                await self._release_secret(job.namespace, name, logger)
+
+    async def _release_secret(self, namespace: str, name: str, logger: kopf.Logger) -> None:
+        try:
+            await self.runtime.secrets.release(namespace, name)
+        except ProviderError as error:
+            # The Secret handler releases it again when the Secret itself is deleted.
+            logger.warning(f"cannot release Secret {name}: {error.code}: {error.message}")
+
+    async def secret_event(self, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        """A protected Secret being deleted that no SyncJob needs any more (its SyncJobs were
+        deleted, or stopped referencing it) is released here."""
+        self._attach(kwargs)
+        meta = body.metadata
+        if not meta.get("deletionTimestamp") or SECRET_FINALIZER not in meta.get("finalizers", []):
+            return
+        namespace, name = str(meta.namespace), str(meta.name)
+        if not self.runtime.claims.secret_users(namespace, name) - self.runtime.finished:
+            await self._release_secret(namespace, name, logger)
 
     def _signal(self, job: SyncJob, outcome: Outcome, retry: int) -> None:
         """Turns an outcome into kopf's retry protocol: the status is already in the patch."""
@@ -206,44 +313,83 @@ class Handlers:
         logger: kopf.Logger,
         *,
         kind: Kind,
-        inputs: str | None,
+        terminal: TerminalRecord | None,
     ) -> None:
         now = datetime.datetime.now(datetime.UTC)
-        status = compute_status(job, outcome, prior, now, failed_inputs=inputs)
+        status = compute_status(job, outcome, prior, now, terminal=terminal)
         patch.status.update(status_patch(status, prior))
         error = outcome.error
         RECONCILES.labels(job.spec.provider, kind, _outcome_label(outcome)).inc()
         state = (status.get("remote") or {}).get("state", "UNKNOWN")
         OBJECT_STATES.states[job.uid] = (job.spec.provider, state)
+        remote_id = (status.get("remote") or {}).get("id", "")
+        for event in events(outcome, prior, status, kind=kind, remote_id=remote_id):
+            if event.warning:
+                kopf.warn(body, reason=event.reason, message=event.message)
+                logger.warning(event.message)
+            else:
+                # kopf.event, not kopf.info: the posting level only gates kopf's log bridge.
+                kopf.event(body, type="Normal", reason=event.reason, message=event.message)
+                logger.info(event.message)
+        if error is not None and not error.retryable:
+            TERMINAL_ERRORS.labels(job.spec.provider, error.code).inc()
 
-        if outcome.action in _EVENT_REASONS:
-            message = (
-                f"remote job {(status.get('remote') or {}).get('id', '')} {outcome.action}".strip()
-            )
-            # kopf.event, not kopf.info: the posting level only gates kopf's log bridge.
-            kopf.event(body, type="Normal", reason=_EVENT_REASONS[outcome.action], message=message)
-            logger.info(message)
-        if error is not None:
-            if not error.retryable:
-                TERMINAL_ERRORS.labels(job.spec.provider, error.code).inc()
-            reason = "RemoteCallFailed" if error.retryable else "TerminalError"
-            message = _condition(status, "Synced").get("message", str(error))
-            kopf.warn(body, reason=reason, message=message)
-            logger.warning(message)
-        prior_state = (prior.get("remote") or {}).get("state")
-        observed = outcome.observation
-        if observed is not None and observed.failed and prior_state != "ERROR":
-            message = _condition(status, "Ready").get("message", "")
-            kopf.warn(body, reason="RemoteJobFailed", message=message)
-            logger.warning(f"remote job failed: {message}")
-        vanished = (
-            observed is not None and not observed.exists and prior_state not in (None, "ABSENT")
+
+@dataclass(frozen=True)
+class Event:
+    reason: str
+    message: str
+    warning: bool = False
+
+
+def events(
+    outcome: Outcome,
+    prior: Mapping[str, Any],
+    status: Mapping[str, Any],
+    *,
+    kind: Kind,
+    remote_id: str,
+) -> list[Event]:
+    """The Events one reconcile posts, as a pure function of its outcome and the status."""
+    found: list[Event] = []
+    error = outcome.error
+    action = outcome.action
+    if action == "updated" and kind == "resync":
+        what = ", ".join(outcome.drift) or "content"
+        found.append(
+            Event("DriftCorrected", f"remote job {remote_id} drifted ({what}); corrected", True)
         )
-        if outcome.action == "recreated" or (vanished and kind != "delete"):
-            then = "; recreated it" if outcome.action == "recreated" else ""
-            message = f"the remote job was deleted outside the operator{then}"
-            kopf.warn(body, reason="RemoteJobMissing", message=message)
-            logger.warning(message)
+    elif action in _EVENT_REASONS and not (action == "orphaned" and error is not None):
+        message = f"remote job {remote_id} {action}".replace("  ", " ")
+        if outcome.detail:
+            message = f"{message}: {outcome.detail}"
+        found.append(Event(_EVENT_REASONS[action], message))
+    if error is not None:
+        if action == "orphaned":
+            found.append(
+                Event(
+                    "ReleaseFailed",
+                    f"orphaned without releasing the ownership mark: {error}",
+                    True,
+                )
+            )
+        else:
+            reason = "RemoteCallFailed" if error.retryable else "TerminalError"
+            found.append(Event(reason, condition_message(status, SYNCED) or str(error), True))
+    prior_state = (prior.get("remote") or {}).get("state")
+    observed = outcome.observation
+    if observed is not None and observed.failed and prior_state != "ERROR":
+        found.append(Event("RemoteJobFailed", condition_message(status, READY) or "", True))
+    vanished = observed is not None and not observed.exists and prior_state not in (None, "ABSENT")
+    if action == "recreated" or (vanished and kind != "delete"):
+        then = "; recreated it" if action == "recreated" else ""
+        message = f"the remote job was deleted outside the operator{then}"
+        found.append(Event("RemoteJobMissing", message, True))
+    return found
+
+
+def _index_entries(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
+    return index_entries(body)
 
 
 def _outcome_label(outcome: Outcome) -> str:
@@ -264,6 +410,12 @@ def register(
         handlers.apply
     )
     kopf.on.delete(*resource, registry=registry, labels=selector, id="delete")(handlers.delete)
+    # Every SyncJob's claim, owner name and Secrets, complete before any handler runs (kopf
+    # holds handlers until its indexes are populated): the ownership rules read it.
+    kopf.index(*resource, registry=registry, labels=selector, id=INDEX_ID)(_index_entries)
+    kopf.on.event(
+        "", "v1", "secrets", registry=registry, labels={SECRET_LABEL: "true"}, id="secret"
+    )(handlers.secret_event)
     kopf.timer(
         *resource,
         registry=registry,

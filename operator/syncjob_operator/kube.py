@@ -1,21 +1,38 @@
-"""The Kubernetes side of the edge: Secret reads and the status writes that cannot wait for
-kopf's end-of-handler patch (the create-pending marker and the new remote identity)."""
+"""The Kubernetes side of the edge: Secret reads and protection, and the writes that cannot
+wait for kopf's end-of-handler patch (the create-pending marker and the new remote identity)."""
 
 from __future__ import annotations
 
 import base64
-import datetime
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from syncjob_operator.model import PendingCreate, SyncJob
-from syncjob_operator.providers.base import Observation, ProviderError
+from syncjob_operator.model import (
+    CREATE_PENDING_ANNOTATION,
+    EXTERNAL_ID_ANNOTATION,
+    PendingCreate,
+    SyncJob,
+)
+from syncjob_operator.providers.base import ProviderError
 
 GROUP, VERSION, PLURAL = "syncjob.dev", "v1alpha1", "syncjobs"
 MERGE_PATCH = "application/merge-patch+json"
+
+
+SECRET_FINALIZER = "syncjob.dev/secret-in-use"
+# The label lets the operator watch only the Secrets it protects (a server-side selector).
+SECRET_LABEL = "syncjob.dev/secret-in-use"
+
+
+@dataclass(frozen=True)
+class _ReadSecret:
+    at: float
+    data: dict[str, str]
+    version: str
+    protected: bool
 
 
 class KubeSecrets:
@@ -24,53 +41,129 @@ class KubeSecrets:
     One reconcile reads the same Secret for every remote call (each Truto request, each boto3
     client lookup): a read is reused for `ttl` seconds, so a Secret costs one GET per reconcile,
     and an edit to it is seen within `ttl`.
+
+    A Secret a SyncJob uses carries the finalizer syncjob.dev/secret-in-use, so deleting a
+    namespace cannot remove the credentials before the SyncJobs' remote jobs are deleted. The
+    operator only ever adds or removes that finalizer and its label (the chart's admission
+    policy refuses any other change by the operator).
     """
 
     def __init__(self, api: client.ApiClient, *, ttl: float = 5.0) -> None:
         self._core = client.CoreV1Api(api)
         self._ttl = ttl
-        self._cache: dict[tuple[str, str], tuple[float, dict[str, str], str]] = {}
+        self._cache: dict[tuple[str, str], _ReadSecret] = {}
 
     async def read(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
+        secret = await self._read(namespace, name)
+        return secret.data, secret.version
+
+    async def _read(self, namespace: str, name: str, *, fresh: bool = False) -> _ReadSecret:
         cached = self._cache.get((namespace, name))
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
-            return cached[1], cached[2]
+        if not fresh and cached is not None and time.monotonic() - cached.at < self._ttl:
+            return cached
         self._cache.pop((namespace, name), None)
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)
         except ApiException as exc:
-            if exc.status == 404:
-                raise ProviderError(
-                    "SecretNotFound", f"Secret {namespace}/{name} does not exist", retryable=False
-                ) from exc
-            if exc.status == 403:
-                raise ProviderError(
-                    "SecretForbidden",
-                    f"the operator may not read Secret {namespace}/{name} (check its RBAC)",
-                    retryable=False,
-                ) from exc
-            raise ProviderError(
-                "KubernetesAPIError", f"reading Secret: {exc.reason}", retryable=True
-            ) from exc
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        version = str(secret.metadata.resource_version)
-        self._cache[(namespace, name)] = (time.monotonic(), data, version)
-        return data, version
+            raise _secret_error(exc, namespace, name, "reading") from exc
+        read = _ReadSecret(
+            at=time.monotonic(),
+            data={k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()},
+            version=str(secret.metadata.resource_version),
+            protected=SECRET_FINALIZER in (secret.metadata.finalizers or []),
+        )
+        self._cache[(namespace, name)] = read
+        return read
+
+    async def protect(self, namespace: str, name: str) -> None:
+        """Adds the in-use finalizer unless the Secret already has it (no write then)."""
+        secret = await self._read(namespace, name)
+        if not secret.protected:
+            await self._set_protection(namespace, name, protected=True)
+
+    async def release(self, namespace: str, name: str) -> None:
+        """Removes the in-use finalizer, if the Secret (still) exists and has it."""
+        try:
+            secret = await self._read(namespace, name, fresh=True)
+        except ProviderError as error:
+            if error.code == "SecretNotFound":
+                return
+            raise
+        if secret.protected:
+            await self._set_protection(namespace, name, protected=False)
+
+    async def _set_protection(self, namespace: str, name: str, *, protected: bool) -> None:
+        # A JSON patch edits the finalizer list in place, guarded by a test of the list it read.
+        current = await self._core.read_namespaced_secret(name, namespace)
+        finalizers = list(current.metadata.finalizers or [])
+        wanted = [f for f in finalizers if f != SECRET_FINALIZER]
+        if protected:
+            wanted.append(SECRET_FINALIZER)
+        if wanted == finalizers:
+            return
+        patch = [
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": current.metadata.resource_version,
+            },
+            {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+        ]
+        labels = current.metadata.labels or {}
+        label_path = "/metadata/labels/" + SECRET_LABEL.replace("~", "~0").replace("/", "~1")
+        if protected and labels.get(SECRET_LABEL) != "true":
+            if not labels:
+                patch.append({"op": "add", "path": "/metadata/labels", "value": {}})
+            patch.append({"op": "add", "path": label_path, "value": "true"})
+        elif not protected and SECRET_LABEL in labels:
+            patch.append({"op": "remove", "path": label_path})
+        try:
+            await self._core.patch_namespaced_secret(
+                name,
+                namespace,
+                patch,
+                _content_type="application/json-patch+json",  # type: ignore[call-arg]
+            )
+        except ApiException as exc:
+            raise _secret_error(exc, namespace, name, "protecting") from exc
+        finally:
+            self._cache.pop((namespace, name), None)
 
 
-class KubeStatusWriter:
+def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> ProviderError:
+    if exc.status == 404:
+        return ProviderError(
+            "SecretNotFound", f"Secret {namespace}/{name} does not exist", retryable=False
+        )
+    if exc.status == 403:
+        return ProviderError(
+            "SecretForbidden",
+            f"the operator may not access Secret {namespace}/{name} ({doing}; check its RBAC)",
+            retryable=False,
+        )
+    return ProviderError(
+        "KubernetesAPIError", f"{doing} Secret: {exc.status} {exc.reason}", retryable=True
+    )
+
+
+class KubeIdentityWriter:
+    """Persists the crash guard and the remote identity as annotations on the SyncJob: they
+    survive a backup restore, which drops status. Each patch names the object's uid, so it can
+    never land on a re-created object of the same name."""
+
     def __init__(self, api: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api)
 
-    async def _patch_status(self, job: SyncJob, status: dict[str, Any]) -> None:
+    async def _annotate(self, job: SyncJob, annotations: dict[str, str | None]) -> None:
+        body = {"metadata": {"uid": job.uid, "annotations": annotations}}
         try:
-            await self._custom.patch_namespaced_custom_object_status(
+            await self._custom.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
                 job.namespace,
                 PLURAL,
                 job.name,
-                {"status": status},
+                body,
                 # The generated client would pick strategic-merge, which custom resources reject.
                 _content_type=MERGE_PATCH,  # type: ignore[call-arg]
             )
@@ -78,17 +171,15 @@ class KubeStatusWriter:
             # Classified like a provider error, so reconcile returns it as a value and the
             # handler backs off and reports it instead of kopf's generic 60 s retry.
             raise ProviderError(
-                "KubernetesAPIError", f"writing status: {exc.status} {exc.reason}", retryable=True
+                "KubernetesAPIError",
+                f"writing annotations: {exc.status} {exc.reason}",
+                retryable=True,
             ) from exc
 
     async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
-        started = pending.started_at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-        await self._patch_status(
-            job, {"pendingCreate": {"startedAt": started, "specHash": pending.spec_hash}}
-        )
+        await self._annotate(job, {CREATE_PENDING_ANNOTATION: pending.encode()})
 
-    async def record_identity(self, job: SyncJob, observed: Observation) -> None:
-        await self._patch_status(
-            job,
-            {"pendingCreate": None, "remote": {"id": observed.remote_id, "state": observed.state}},
+    async def record_identity(self, job: SyncJob, remote_id: str) -> None:
+        await self._annotate(
+            job, {EXTERNAL_ID_ANNOTATION: remote_id, CREATE_PENDING_ANNOTATION: None}
         )

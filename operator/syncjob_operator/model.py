@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,54 +80,114 @@ class SyncJobSpec(_Spec):
     def provider(self) -> ProviderName:
         return "AWSIoTTwinMaker" if self.twinmaker is not None else "Truto"
 
+    def secret_names(self) -> set[str]:
+        """The Secrets (in the SyncJob's namespace) this spec reads credentials from."""
+        names = set()
+        if self.twinmaker is not None and self.twinmaker.credentials_secret_ref is not None:
+            names.add(self.twinmaker.credentials_secret_ref.name)
+        if self.truto is not None:
+            names.add(self.truto.token_secret_ref.name)
+        return names
+
     def fingerprint(self) -> str:
         """Stable hash of the spec, to tell whether anything the user wrote has changed."""
         canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+# Metadata the operator keeps on each SyncJob. Annotations survive what status does not: a
+# backup restore (status is not restored) and re-applying the object. Status survives
+# `kubectl replace` of a manifest without them. Identity is read from either.
+EXTERNAL_ID_ANNOTATION = "syncjob.dev/external-id"
+CREATE_PENDING_ANNOTATION = "syncjob.dev/create-pending"
+ADOPTION_POLICY_ANNOTATION = "syncjob.dev/adoption-policy"
+_MAX_OWNER_VALUE = 256  # the longest tag value TwinMaker accepts
+
+
+def owner_value(namespace: str, name: str) -> str:
+    """How a remote job names the SyncJob that owns it: "namespace/name", stable across backup
+    restores and re-creation (a uid is not), hashed when too long for a tag value."""
+    value = f"{namespace}/{name}"
+    if len(value) <= _MAX_OWNER_VALUE:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class PendingCreate:
+    """Written before a remote create: when it started and a hash of the content it sent, so an
+    interrupted create's job is found again even if the spec changed meanwhile."""
+
     started_at: datetime.datetime
-    spec_hash: str
+    content_hash: str
+
+    def encode(self) -> str:
+        started = self.started_at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+        return f"{started} {self.content_hash}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> PendingCreate | None:
+        """None for an absent or unreadable marker (a hand-edited one counts as absent)."""
+        started, _, content_hash = (text or "").partition(" ")
+        try:
+            when = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return cls(started_at=when, content_hash=content_hash)
 
 
 @dataclass(frozen=True)
 class SyncJob:
-    """One SyncJob as the reconciler sees it: identity, spec, and what status remembers."""
+    """One SyncJob as the reconciler sees it: identity, spec, and what the object remembers."""
 
     namespace: str
     name: str
     uid: str
     generation: int
     spec: SyncJobSpec
-    remote_id: str | None = None
+    external_id: str | None = None  # the annotation: written by us, or by a user adopting a job
+    status_id: str | None = None  # status.remote.id
     remote_schedule_id: str | None = None
     pending_create: PendingCreate | None = None
+    adopt: bool = False  # the user asked to adopt an existing, unowned remote job
+    created_at: str = ""  # metadata.creationTimestamp: the older of two claimants wins
     deleting: bool = False
+
+    @property
+    def remote_id(self) -> str | None:
+        """The remote job this SyncJob manages, as far as the object itself records it."""
+        return self.external_id or self.status_id
+
+    @property
+    def owner(self) -> str:
+        return owner_value(self.namespace, self.name)
 
     def with_remote_id(self, remote_id: str | None) -> SyncJob:
         """This job once its remote identity is recorded (no create is pending any more)."""
-        return dataclasses.replace(self, remote_id=remote_id or self.remote_id, pending_create=None)
+        if remote_id is None:
+            return self
+        return dataclasses.replace(
+            self, external_id=remote_id, status_id=remote_id, pending_create=None
+        )
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> SyncJob:
+    def from_body(cls, body: Mapping[str, Any]) -> SyncJob:
         """Raises pydantic.ValidationError if the spec does not match the model."""
         meta, status = body["metadata"], body.get("status") or {}
-        pending = status.get("pendingCreate")
+        annotations = meta.get("annotations") or {}
         return cls(
             namespace=meta["namespace"],
             name=meta["name"],
             uid=meta["uid"],
             generation=int(meta.get("generation", 1)),
             spec=SyncJobSpec.model_validate(body.get("spec") or {}),
-            remote_id=(status.get("remote") or {}).get("id"),
+            external_id=annotations.get(EXTERNAL_ID_ANNOTATION) or None,
+            status_id=(status.get("remote") or {}).get("id"),
             remote_schedule_id=(status.get("remote") or {}).get("scheduleId"),
-            pending_create=PendingCreate(
-                started_at=datetime.datetime.fromisoformat(pending["startedAt"]),
-                spec_hash=pending.get("specHash", ""),
-            )
-            if pending and pending.get("startedAt")
-            else None,
+            pending_create=PendingCreate.decode(annotations.get(CREATE_PENDING_ANNOTATION)),
+            adopt=annotations.get(ADOPTION_POLICY_ANNOTATION) == "adopt",
+            created_at=str(meta.get("creationTimestamp") or ""),
             deleting=bool(meta.get("deletionTimestamp")),
         )

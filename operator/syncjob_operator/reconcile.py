@@ -1,8 +1,12 @@
 """Provider-agnostic reconcile logic: observe, decide, act. No kopf here.
 
-The flow follows Crossplane's managed reconciler: observe the remote job; if it is absent,
-persist a "create pending" marker, create, and persist the new identity at once; if it
-differs from the spec, update; otherwise do nothing. Errors come back classified as a value.
+The flow follows Crossplane's managed reconciler, with ownership made explicit: observe the
+remote job; if it exists, act on it only if this SyncJob owns it (ownership.verdict); if it is
+absent, create it under a crash guard. The guard is a create-pending marker persisted on the
+object before the create; a restart that finds the marker claims the job the interrupted create
+made (any unclaimed job of the same content made since the marker: identical jobs are
+interchangeable) and creates again only once no earlier request can still land. Creates and
+claims are serialized per scope, so two SyncJobs never claim one job. Errors come back as values.
 """
 
 from __future__ import annotations
@@ -13,26 +17,54 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from syncjob_operator.model import PendingCreate, SyncJob
+from syncjob_operator.ownership import REFUSALS, Claims, verdict
 from syncjob_operator.providers.base import Observation, Provider, ProviderError
 
 Action = Literal[
-    "none", "created", "recreated", "adopted", "updated", "deleting", "deleted", "orphaned"
+    "none",
+    "created",
+    "recreated",
+    "recovered",
+    "adopted",
+    "updated",
+    "deleting",
+    "deleted",
+    "orphaned",
+    "released",
 ]
 
+CREATE_IN_FLIGHT = "CreateInFlight"
 
-class StatusWriter(Protocol):
+
+class IdentityWriter(Protocol):
     """Writes that must reach the API server before the next remote call, not after it."""
 
     async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None: ...
 
-    async def record_identity(self, job: SyncJob, observed: Observation) -> None: ...
+    async def record_identity(self, job: SyncJob, remote_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a reconcile needs besides the job and its provider."""
+
+    provider: Provider
+    writer: IdentityWriter
+    claims: Claims
+    # How long a create request may still land after the process that sent it died: no second
+    # create (and no "already gone" on delete) while an interrupted one may be in flight.
+    in_flight_seconds: float = 30.0
+    # Creates this process saw answered, by (uid, marker): nothing of theirs is in flight.
+    answered: set[tuple[str, str]] = dataclasses.field(default_factory=set)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    observation: Observation | None  # None when the remote job could not be read
+    observation: Observation | None  # None when no remote job of ours could be read
     action: Action = "none"
     error: ProviderError | None = None
+    drift: tuple[str, ...] = ()  # what an update corrected
+    detail: str = ""  # why, for the Event, where the action alone does not say
 
     @property
     def done(self) -> bool:
@@ -44,47 +76,127 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
-async def apply(
-    job: SyncJob, provider: Provider, writer: StatusWriter, *, shared_list: bool = False
-) -> Outcome:
-    """Brings the remote job in line with the spec (create, adopt, update or nothing)."""
+async def apply(job: SyncJob, ctx: Context, *, shared_list: bool = False) -> Outcome:
+    """Brings the remote job in line with the spec (create, claim, adopt, update or nothing)."""
+    provider = ctx.provider
     observed: Observation | None = None
     try:
         observed = await provider.observe(job, shared_list=shared_list)
-        if not observed.exists and shared_list:
-            # A list can be up to its TTL old: confirm before acting on an absence.
+        if shared_list and (not observed.exists or observed.up_to_date is None):
+            # A list can be up to its TTL old and need not read everything: confirm first.
             observed = await provider.observe(job)
         action: Action = "none"
-        if not observed.exists:
-            if job.remote_id is not None and job.spec.deletion_policy == "Orphan":
-                return Outcome(observed)  # deleted out of band; Orphan means we do not own its life
-            pending = PendingCreate(started_at=_now(), spec_hash=job.spec.fingerprint())
-            await writer.mark_pending_create(job, pending)
-            observed = await provider.create(dataclasses.replace(job, pending_create=pending))
-            await writer.record_identity(job, observed)
-            action = "recreated" if job.remote_id else "created"
-            job = job.with_remote_id(observed.remote_id)
-        elif observed.remote_id != job.remote_id:
-            await writer.record_identity(job, observed)
-            action = "adopted"
+        if observed.exists:
+            owned = verdict(job, observed, ctx.claims)
+            if job.external_id != observed.remote_id or job.pending_create is not None:
+                await _record(job, observed, ctx)
+                action = "adopted" if owned == "adopt" else "recovered"
+        elif job.remote_id is not None and job.spec.deletion_policy == "Orphan":
+            return Outcome(observed)  # deleted out of band; Orphan means we do not own its life
+        else:
+            async with ctx.claims.lock(await provider.scope(job)):
+                observed, action = await _create_once(job, ctx)
+        job = job.with_remote_id(observed.remote_id)
+        drift: tuple[str, ...] = ()
         # Also right after a create: what the create call cannot set (a Truto schedule).
-        if not observed.up_to_date and observed.settled and not observed.failed:
+        if observed.up_to_date is False and observed.settled and not observed.failed:
+            drift = observed.drift
             observed = await provider.update(job, observed)
             action = "updated" if action == "none" else action
-        return Outcome(observed, action)
+        return Outcome(observed, action, drift=drift)
     except ProviderError as error:
-        return Outcome(observed, error=error)
+        return Outcome(None if _refused(error) else observed, error=error)
 
 
-async def remove(job: SyncJob, provider: Provider) -> Outcome:
-    """Deletes the remote job; `done` once it is really gone (already gone counts)."""
+async def _create_once(job: SyncJob, ctx: Context) -> tuple[Observation, Action]:
+    """Claims what an interrupted create made, or creates; the caller holds the scope lock."""
+    provider = ctx.provider
+    recovered = await _claim_leftover(job, ctx)
+    if recovered is not None:
+        return recovered, "recovered"
+    _wait_out_interrupted_create(job, ctx)
+    pending = PendingCreate(started_at=_now(), content_hash=provider.fingerprint(job))
+    await ctx.writer.mark_pending_create(job, pending)
+    job = dataclasses.replace(job, pending_create=pending)
+    try:
+        observed = await provider.create(job)
+    except ProviderError as error:
+        if error.answered:
+            ctx.answered.add((job.uid, pending.encode()))
+        raise
+    ctx.answered.add((job.uid, pending.encode()))
+    if provider.marks_owner:
+        # Where jobs are named, the name may already be taken: the job must name us as owner.
+        verdict(job, observed, ctx.claims)
+    await _record(job, observed, ctx)
+    return observed, "recreated" if job.remote_id else "created"
+
+
+async def _claim_leftover(job: SyncJob, ctx: Context) -> Observation | None:
+    """The oldest unclaimed job of the pending create's content, claimed for `job`."""
+    if job.pending_create is None:
+        return None
+    for candidate in await ctx.provider.find_created(job):
+        assert candidate.remote_id is not None
+        if ctx.claims.owner_of(job.spec.provider, candidate.remote_id) is None:
+            await _record(job, candidate, ctx)
+            return candidate
+    return None
+
+
+def _wait_out_interrupted_create(job: SyncJob, ctx: Context) -> None:
+    """Raises while a create sent by a process that died may still land remotely."""
+    pending = job.pending_create
+    if pending is None or (job.uid, pending.encode()) in ctx.answered:
+        return
+    age = (_now() - pending.started_at).total_seconds()
+    if age < ctx.in_flight_seconds:
+        raise ProviderError(
+            CREATE_IN_FLIGHT,
+            f"an interrupted create from {pending.started_at.isoformat()} may still land;"
+            " checking again before creating",
+            retryable=True,
+            retry_after=ctx.in_flight_seconds - age,
+        )
+
+
+async def _record(job: SyncJob, observed: Observation, ctx: Context) -> None:
+    assert observed.remote_id is not None
+    ctx.claims.claim(job, observed.remote_id)  # before any await: the next claim must see it
+    await ctx.writer.record_identity(job, observed.remote_id)
+
+
+def _refused(error: ProviderError) -> bool:
+    return error.code in REFUSALS
+
+
+async def remove(job: SyncJob, ctx: Context) -> Outcome:
+    """Deletes the remote job this SyncJob owns; `done` once it is really gone (already gone
+    counts). A job it does not own is left alone."""
     if job.spec.deletion_policy == "Orphan":
-        return Outcome(None, "orphaned")
+        return await _orphan(job, ctx)
+    if job.remote_id is None and job.pending_create is None:
+        # It never created nor claimed a remote job (e.g. it was refused one): none is its own.
+        return Outcome(None, "released", detail="this SyncJob never created or claimed one")
+    provider = ctx.provider
     observed: Observation | None = None
     try:
         observed = await provider.observe(job)
-        if not observed.exists:
-            return Outcome(observed, "deleted")
+        if observed.exists:
+            try:
+                verdict(job, observed, ctx.claims)
+            except ProviderError as refusal:
+                return Outcome(None, "released", detail=refusal.message)  # not ours to delete
+        else:
+            async with ctx.claims.lock(await provider.scope(job)):
+                leftover = await _claim_leftover(job, ctx)
+                if leftover is None:
+                    _wait_out_interrupted_create(job, ctx)
+                    return Outcome(observed, "deleted")
+            job = job.with_remote_id(leftover.remote_id)
+            observed = await provider.observe(job)
+            if not observed.exists:
+                return Outcome(observed, "deleted")
         if observed.state != "DELETING":
             await provider.delete(job, observed)
             observed = await provider.observe(job)
@@ -94,3 +206,17 @@ async def remove(job: SyncJob, provider: Provider) -> Outcome:
         return Outcome(dataclasses.replace(observed, settled=False, ready=False), "deleting")
     except ProviderError as error:
         return Outcome(observed, error=error)
+
+
+async def _orphan(job: SyncJob, ctx: Context) -> Outcome:
+    """Leaves the remote job, releasing the ownership marker where the provider keeps one so
+    another SyncJob may adopt it. One attempt: a failure is reported, never blocks deletion."""
+    if not ctx.provider.marks_owner or job.remote_id is None:
+        return Outcome(None, "orphaned")
+    try:
+        observed = await ctx.provider.observe(job)
+        if observed.exists and observed.owner == job.owner:
+            await ctx.provider.release(job, observed)
+    except ProviderError as error:
+        return Outcome(None, "orphaned", error=error)
+    return Outcome(None, "orphaned")

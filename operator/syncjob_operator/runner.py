@@ -19,7 +19,7 @@ from kubernetes_asyncio import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from syncjob_operator.handlers import Handlers, Runtime, Timing, configure_settings, register
-from syncjob_operator.kube import KubeSecrets, KubeStatusWriter
+from syncjob_operator.kube import KubeIdentityWriter, KubeSecrets
 from syncjob_operator.metrics import REGISTRY
 from syncjob_operator.providers.truto import DEFAULT_BASE_URL, TrutoProvider
 from syncjob_operator.providers.twinmaker import TwinMakerProvider
@@ -73,6 +73,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--poll-seconds", type=float, default=float(env("SYNCJOB_POLL_SECONDS", "2"))
+    )
+    parser.add_argument(
+        "--terminal-recheck-seconds",
+        type=float,
+        default=float(env("SYNCJOB_TERMINAL_RECHECK_SECONDS", "300")),
+        help="first re-check of a terminal error; doubles per unchanged check, up to an hour",
     )
     parser.add_argument(
         "--aws-workers",
@@ -142,7 +148,11 @@ async def _metrics_server(address: str, ready: asyncio.Event) -> AsyncIterator[N
 
 
 async def _run(args: argparse.Namespace) -> None:
-    timing = Timing(poll_seconds=args.poll_seconds, resync_seconds=args.resync_seconds)
+    timing = Timing(
+        poll_seconds=args.poll_seconds,
+        resync_seconds=args.resync_seconds,
+        terminal_recheck_seconds=args.terminal_recheck_seconds,
+    )
     ready, stop = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -163,7 +173,7 @@ async def _run(args: argparse.Namespace) -> None:
                     ),
                     "Truto": truto,
                 },
-                writer=KubeStatusWriter(api),
+                writer=KubeIdentityWriter(api),
                 secrets=secrets,
                 timing=timing,
             )

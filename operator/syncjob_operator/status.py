@@ -2,17 +2,19 @@
 
 Status is recomputed from scratch on every reconcile (ACK resets and refills conditions in one
 place); only lastTransitionTime is carried over while a condition keeps its status. Keys this
-module owns are cleared explicitly in the merge patch; status.pendingCreate belongs to the
-StatusWriter and is never touched here.
+module owns are cleared explicitly in the merge patch. Condition types, reasons and their
+accessors live here, and nowhere else.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from syncjob_operator.model import SyncJob
+from syncjob_operator.ownership import REFUSALS
 from syncjob_operator.providers.base import Observation
 from syncjob_operator.reconcile import Outcome
 
@@ -23,7 +25,15 @@ OWNED_KEYS = (
     "conditions",
     "remote",
     "failedInputs",
+    "terminalChecks",
+    "nextCheckTime",
+    "pendingCreate",  # written by earlier versions; the marker is an annotation now
 )
+
+# Condition types.
+READY = "Ready"
+SYNCED = "Synced"
+TERMINAL = "Terminal"
 
 # Condition reasons, as named constants so that tests, docs and the Argo CD check agree.
 AVAILABLE = "Available"
@@ -34,6 +44,34 @@ REMOTE_ERROR = "RemoteError"
 UNOBSERVED = "Unobserved"
 RECONCILE_SUCCESS = "ReconcileSuccess"
 RECONCILE_ERROR = "ReconcileError"
+
+
+@dataclass(frozen=True)
+class TerminalRecord:
+    """A terminal error's inputs hash, how many checks in a row found it, and the next one."""
+
+    inputs: str
+    checks: int
+    next_check: datetime.datetime
+
+
+def condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
+
+
+def condition_status(status: Mapping[str, Any], kind: str) -> str | None:
+    found = condition(status, kind)
+    return None if found is None else found.get("status")
+
+
+def condition_reason(status: Mapping[str, Any], kind: str) -> str | None:
+    found = condition(status, kind)
+    return None if found is None else found.get("reason")
+
+
+def condition_message(status: Mapping[str, Any], kind: str) -> str | None:
+    found = condition(status, kind)
+    return None if found is None else found.get("message")
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -63,8 +101,11 @@ def _remote(observed: Observation, prior: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[str, str, str]:
     observed = outcome.observation
+    error = outcome.error
+    if error is not None and error.code in REFUSALS:
+        return "False", error.code, error.message  # a remote job exists, and it is not ours
     if observed is None:
-        previous = _find(prior.get("conditions", []), "Ready")
+        previous = condition(prior, READY)
         if previous is not None:
             return previous["status"], previous["reason"], previous["message"]
         return "Unknown", UNOBSERVED, "the remote job has not been read yet"
@@ -85,26 +126,23 @@ def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[st
     return "False", CREATING, f"remote state {observed.state}"
 
 
-def _synced(outcome: Outcome) -> tuple[str, str, str]:
+def _synced(outcome: Outcome, terminal: TerminalRecord | None) -> tuple[str, str, str]:
     error = outcome.error
     if error is None:
         return "True", RECONCILE_SUCCESS, f"last reconcile: {outcome.action}"
-    advice = (
-        "will retry" if error.retryable else "will not retry until the spec or its Secret changes"
-    )
+    advice = "will retry"
+    if not error.retryable:
+        when = f"at {_iso(terminal.next_check)}" if terminal else "later"
+        advice = f"will check again {when}, or at once when the spec or its Secret changes"
     where = f"{error.operation}: " if error.operation else ""
     return "False", RECONCILE_ERROR, f"{where}{error.code}: {error.message} ({advice})"
-
-
-def _find(conditions: Any, kind: str) -> dict[str, Any] | None:
-    return next((c for c in conditions or [] if c.get("type") == kind), None)
 
 
 def _condition(
     kind: str, value: tuple[str, str, str], generation: int, prior: Mapping[str, Any], now: str
 ) -> dict[str, Any]:
     status, reason, message = value
-    previous = _find(prior.get("conditions", []), kind)
+    previous = condition(prior, kind)
     since = previous["lastTransitionTime"] if previous and previous.get("status") == status else now
     return {
         "type": kind,
@@ -122,22 +160,22 @@ def compute_status(
     prior: Mapping[str, Any],
     now: datetime.datetime,
     *,
-    failed_inputs: str | None = None,
+    terminal: TerminalRecord | None = None,
 ) -> dict[str, Any]:
-    """The full status for this outcome. `failed_inputs` is the hash of what produced a
-    terminal error, recorded so that unchanged inputs are not retried."""
+    """The full status for this outcome. `terminal` records what produced a terminal error and
+    when to check it again, so that unchanged inputs are not retried sooner."""
     stamp = _iso(now)
     assert stamp is not None
     conditions = [
-        _condition("Ready", _ready(job, outcome, prior), job.generation, prior, stamp),
-        _condition("Synced", _synced(outcome), job.generation, prior, stamp),
+        _condition(READY, _ready(job, outcome, prior), job.generation, prior, stamp),
+        _condition(SYNCED, _synced(outcome, terminal), job.generation, prior, stamp),
     ]
     error = outcome.error
-    if error is not None and not error.retryable:
+    if error is None or error.retryable:
+        terminal = None
+    else:
         conditions.append(
-            _condition(
-                "Terminal", ("True", error.code, error.message), job.generation, prior, stamp
-            )
+            _condition(TERMINAL, ("True", error.code, error.message), job.generation, prior, stamp)
         )
     observed = outcome.observation
     status: dict[str, Any] = {
@@ -146,7 +184,9 @@ def compute_status(
         "conditions": conditions,
         "remote": _remote(observed, prior.get("remote") or {}) if observed else prior.get("remote"),
         "lastObservedTime": stamp if observed else prior.get("lastObservedTime"),
-        "failedInputs": failed_inputs if error is not None and not error.retryable else None,
+        "failedInputs": terminal.inputs if terminal else None,
+        "terminalChecks": terminal.checks if terminal else None,
+        "nextCheckTime": _iso(terminal.next_check) if terminal else None,
     }
     return {k: v for k, v in status.items() if v is not None}
 

@@ -19,7 +19,7 @@ from syncjob_operator.emulators.server import RunningEmulators
 from syncjob_operator.emulators.twinmaker import TwinMakerConfig
 from syncjob_operator.localcluster import ControlPlane
 from syncjob_operator.localrun import CRDS_DIR, OperatorProcess
-from tests.support.kube import Cli
+from tests.support.kube import Cli, condition, wait_until
 
 TRUTO_TOKEN = "e2e-token"
 ROLE = "arn:aws:iam::123456789012:role/TwinMakerSync"
@@ -152,4 +152,48 @@ def token_secret(token: str = TRUTO_TOKEN, name: str = "truto-token") -> str:
             "metadata": {"name": name},
             "stringData": {"token": token},
         }
+    )
+
+
+def get_syncjob(kubectl: Cli, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = kubectl.json("get", "syncjob", name, "-n", namespace)
+    return obj
+
+
+def wait_ready(kubectl: Cli, namespace: str, name: str) -> dict[str, Any]:
+    kubectl.run(
+        "wait", "--for=condition=Ready", f"syncjob/{name}", "-n", namespace, "--timeout=60s"
+    )
+    return get_syncjob(kubectl, namespace, name)
+
+
+def wait_condition(
+    kubectl: Cli, namespace: str, name: str, kind: str, status: str, reason: str | None = None
+) -> dict[str, Any]:
+    def matches() -> dict[str, Any] | None:
+        obj = get_syncjob(kubectl, namespace, name)
+        found = condition(obj, kind)
+        if found and found["status"] == status and reason in (None, found["reason"]):
+            return obj
+        return None
+
+    result: dict[str, Any] = wait_until(matches, timeout=60, what=f"{kind}={status} {reason or ''}")
+    return result
+
+
+def event_reasons(kubectl: Cli, namespace: str, name: str) -> set[str]:
+    events = kubectl.json(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}"
+    )
+    return {e["reason"] for e in events["items"]}
+
+
+def has_event(kubectl: Cli, namespace: str, name: str, reason: str) -> bool:
+    """kopf posts Events from a background task: wait for the one expected."""
+    return bool(
+        wait_until(
+            lambda: reason in event_reasons(kubectl, namespace, name),
+            timeout=20,
+            what=f"Event {reason}",
+        )
     )

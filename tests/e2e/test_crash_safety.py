@@ -7,10 +7,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 
 from syncjob_operator.localcluster import ControlPlane
 from syncjob_operator.localrun import OperatorProcess
+from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION
 from tests.e2e.conftest import Emulators, start_operator, token_secret, truto_job, twinmaker_job
 from tests.support.kube import Cli, wait_until
 
@@ -62,8 +64,8 @@ def test_sigkill_between_remote_create_and_status_write_leaves_one_job(
     kubectl.apply(manifest, "-n", namespace)
 
     wait_until(lambda: admin.count("CreateSyncJob") == creates_before + 1, what="create in flight")
-    status = kubectl.json("get", "syncjob", "crashy", "-n", namespace)["status"]
-    assert "startedAt" in status["pendingCreate"]  # the guard was persisted before the call
+    meta = kubectl.json("get", "syncjob", "crashy", "-n", namespace)["metadata"]
+    assert CREATE_PENDING_ANNOTATION in meta["annotations"]  # persisted before the call
     operator.kill()
     time.sleep(CREATE_LATENCY_MS / 1000 + 1)
     if provider == "truto":
@@ -74,9 +76,11 @@ def test_sigkill_between_remote_create_and_status_write_leaves_one_job(
     _start(operator_factory, control_plane, emulators, tmp_path)
     kubectl.run("wait", "--for=condition=Ready", "syncjob/crashy", "-n", namespace, "--timeout=60s")
 
-    status = kubectl.json("get", "syncjob", "crashy", "-n", namespace)["status"]
-    assert "pendingCreate" not in status
-    assert admin.count("CreateSyncJob") == creates_before + 1  # adopted, not created again
+    obj = kubectl.json("get", "syncjob", "crashy", "-n", namespace)
+    status = obj["status"]
+    assert CREATE_PENDING_ANNOTATION not in obj["metadata"]["annotations"]
+    assert obj["metadata"]["annotations"][EXTERNAL_ID_ANNOTATION] == status["remote"]["id"]
+    assert admin.count("CreateSyncJob") == creates_before + 1  # recovered, not created again
     if provider == "truto":
         jobs = emulators.truto_jobs(integration)
         assert [job["id"] for job in jobs] == [status["remote"]["id"]]
@@ -121,6 +125,7 @@ def test_restart_changes_nothing_remote_for_unchanged_objects(
     operator.stop()
     _start(operator_factory, control_plane, emulators, tmp_path)
 
+    reads_before = _reads(emulators)
     # The resume handler re-reads each remote job (lastObservedTime moves) and writes nothing.
     wait_until(
         lambda: (
@@ -133,3 +138,57 @@ def test_restart_changes_nothing_remote_for_unchanged_objects(
         what="resume observed the remote job",
     )
     assert remote_writes() == before
+    reads_after = _reads(emulators)
+    assert reads_after[0] > reads_before[0], "TwinMaker was not re-read after the restart"
+    assert reads_after[1] > reads_before[1], "Truto was not re-read after the restart"
+
+
+def _reads(emulators: Emulators) -> tuple[int, int]:
+    """Read calls so far: TwinMaker (get, list, tags) and Truto (get, list)."""
+    twin = emulators.twinmaker_admin.calls().operations
+    truto = emulators.truto_admin.calls().operations
+    return (
+        sum(twin.get(op, 0) for op in ("GetSyncJob", "ListSyncJobs", "ListTagsForResource")),
+        sum(truto.get(op, 0) for op in ("GetSyncJob", "ListSyncJobs")),
+    )
+
+
+@pytest.mark.parametrize("provider", ["truto", "twinmaker"])
+def test_a_syncjob_deleted_while_its_create_was_in_flight_leaves_nothing_behind(
+    kubectl: Cli,
+    namespace: str,
+    emulators: Emulators,
+    control_plane: ControlPlane,
+    operator_factory: list[OperatorProcess],
+    tmp_path: Path,
+    provider: str,
+) -> None:
+    admin = emulators.truto_admin if provider == "truto" else emulators.twinmaker_admin
+    integration, workspace = f"crm-{namespace}", emulators.new_workspace()
+    kubectl.apply(token_secret(), "-n", namespace)
+    operator = _start(operator_factory, control_plane, emulators, tmp_path)
+    creates_before = admin.count("CreateSyncJob")
+    admin.inject_fault("CreateSyncJob", response_delay_ms=CREATE_LATENCY_MS, next_n=1)
+    manifest = (
+        truto_job("fleeting", integration)
+        if provider == "truto"
+        else twinmaker_job("fleeting", workspace)
+    )
+    kubectl.apply(manifest, "-n", namespace)
+    wait_until(lambda: admin.count("CreateSyncJob") == creates_before + 1, what="create in flight")
+    operator.kill()
+    kubectl.run("delete", "syncjob", "fleeting", "-n", namespace, "--wait=false")
+
+    _start(operator_factory, control_plane, emulators, tmp_path)
+
+    wait_until(
+        lambda: not kubectl.exists("syncjob", "fleeting", "-n", namespace),
+        timeout=90,
+        what="SyncJob deleted",
+    )
+    if provider == "truto":
+        assert emulators.truto_jobs(integration) == []
+    else:
+        with pytest.raises(botocore.exceptions.ClientError):
+            emulators.twinmaker.get_sync_job(syncSource="SITEWISE", workspaceId=workspace)
+    assert admin.count("CreateSyncJob") == creates_before + 1

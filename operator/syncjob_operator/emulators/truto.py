@@ -357,7 +357,10 @@ class TrutoEmulator:
     ) -> Response:
         now = time.time()
         object_id = request.path_params.get("id")
-        self.core.counters.record(operation, object_id)
+        # A list filtered by integration counts against the integration: per-scope call counts.
+        self.core.counters.record(
+            operation, object_id or request.query_params.get("integration_name")
+        )
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         # Limits are per presented credential, so rejected calls are limited too.
         allowed, headers = self.limiter.hit(token, now)

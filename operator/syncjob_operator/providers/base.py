@@ -24,7 +24,10 @@ class Observation:
     exists: bool
     remote_id: str | None = None
     state: str | None = None
-    up_to_date: bool = True
+    # False: differs from the spec; None: this read did not cover everything the spec sets, so
+    # nothing may be concluded (observations fail closed).
+    up_to_date: bool | None = True
+    drift: tuple[str, ...] = ()  # what differs from the spec, named for Events (no values)
     ready: bool = False
     settled: bool = True  # False while the remote moves on its own (CREATING, DELETING, ...)
     failed: bool = False  # the remote job itself reports an error
@@ -33,6 +36,12 @@ class Observation:
     created_at: datetime.datetime | None = None
     updated_at: datetime.datetime | None = None
     schedule_id: str | None = None  # the remote schedule bound to the job, where there is one
+    # The SyncJob the remote job names as its owner ("namespace/name"), where the provider
+    # stores such a marker (TwinMaker tags); None when it names none.
+    owner: str | None = None
+    # An immutable field that differs from the spec (e.g. "syncRole ..."): adopting such a job
+    # would manage something other than what the SyncJob declares.
+    conflict: str | None = None
     # What the provider read to decide up_to_date, so its update() diffs against it instead
     # of reading the same things again.
     basis: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -52,6 +61,7 @@ class ProviderError(Exception):
         retryable: bool,
         retry_after: float | None = None,
         operation: str = "",
+        answered: bool = True,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
@@ -59,21 +69,48 @@ class ProviderError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.operation = operation
+        # False when the request may still be processed remotely (timeout, lost connection).
+        self.answered = answered
 
 
 class Provider(Protocol):
+    """One remote API. Every method is idempotent; errors are ProviderError."""
+
     name: ProviderName
+    marks_owner: bool  # the remote job stores which SyncJob owns it (Observation.owner)
 
     async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
-        """Reads the remote job. `shared_list` allows one list call per scope to serve many
-        objects (periodic resync); otherwise the read is fresh."""
+        """Reads the remote job (by its recorded id, or by name where the provider names jobs).
+        `shared_list` allows one list call per scope to serve many objects (periodic resync);
+        otherwise the read is fresh."""
         ...
 
-    async def create(self, job: SyncJob) -> Observation: ...
+    async def create(self, job: SyncJob) -> Observation:
+        """Creates the remote job, marked as owned by `job` where the provider can. Where jobs
+        are named, an existing job of that name is returned as observed instead."""
+        ...
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation: ...
 
     async def delete(self, job: SyncJob, observed: Observation) -> None: ...
+
+    async def release(self, job: SyncJob, observed: Observation) -> None:
+        """Removes the ownership marker `job` left on the remote job (deletionPolicy Orphan)."""
+        ...
+
+    async def scope(self, job: SyncJob) -> Hashable:
+        """Jobs in one scope are visible to each other's lists (same account or token and
+        integration): creates and claims are serialized per scope."""
+        ...
+
+    def fingerprint(self, job: SyncJob) -> str:
+        """A hash of the content a create sends, recorded in the create-pending marker."""
+        ...
+
+    async def find_created(self, job: SyncJob) -> list[Observation]:
+        """Remote jobs that `job`'s interrupted create (its pending marker) may have made, oldest
+        first: same content, created since the marker. Empty where jobs are found by name."""
+        ...
 
 
 def created_since(pending: PendingCreate | None, created_at: datetime.datetime | None) -> bool:

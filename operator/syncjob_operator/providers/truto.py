@@ -1,15 +1,18 @@
 """Truto sync jobs through httpx.
 
-Truto assigns ids, so a job created just before a crash cannot be found by name. The
-reconciler writes status.pendingCreate before POSTing; when a restart finds that marker but no
-id, this provider looks for the job among the integration's jobs: same content, created after
-the marker. One match is adopted; several are refused as ambiguous rather than guessed.
+Truto assigns ids and stores no field an owner marker could live in without changing what a
+run does, so a job created just before a crash cannot be found by name or by mark. The
+reconciler writes a create-pending marker (the time and a hash of the content sent) before
+POSTing; `find_created` lists the scope's jobs of that content created since the marker, and
+the reconciler claims one nobody else owns (identical jobs are interchangeable).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import json
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,16 +112,26 @@ def _timestamp(value: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def content_hash(body: dict[str, Any]) -> str:
+    """A hash of what a create sends, computed alike from the spec and from a listed job."""
+    fields = {k: _normalized(body.get(k)) for k in ("integration_name", "args_schema", "resources")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _observation(
     remote: dict[str, Any], spec: TrutoSpec, triggers: list[dict[str, Any]] | None = None
 ) -> Observation:
     """`triggers` None: not read (no schedule wanted or known), counted as in sync."""
-    in_sync = triggers is None or schedule_changes(desired_trigger(spec), triggers).none
+    schedule_in_sync = triggers is None or schedule_changes(desired_trigger(spec), triggers).none
+    drift = tuple(sorted(changed_fields(desired_body(spec), remote)))
+    if not schedule_in_sync:
+        drift = (*drift, "schedule")
     return Observation(
         exists=True,
         remote_id=remote["id"],
         state="PRESENT",
-        up_to_date=in_sync and not changed_fields(desired_body(spec), remote),
+        up_to_date=not drift,
+        drift=drift,
         ready=True,
         created_at=_timestamp(remote.get("created_at")),
         updated_at=_timestamp(remote.get("updated_at")),
@@ -150,6 +163,7 @@ def classify(response: httpx.Response, operation: str) -> ProviderError:
 
 class TrutoProvider:
     name: ProviderName = "Truto"
+    marks_owner = False
 
     def __init__(
         self,
@@ -162,8 +176,8 @@ class TrutoProvider:
         self._secrets = secrets
         self._default_base_url = default_base_url
         self._http = httpx.AsyncClient(timeout=timeout)
-        self._lists: SharedListCache[tuple[str, str, str], dict[str, dict[str, Any]]] = (
-            SharedListCache(list_ttl)
+        self._lists: SharedListCache[Hashable, dict[str, dict[str, Any]]] = SharedListCache(
+            list_ttl
         )
 
     async def aclose(self) -> None:
@@ -194,8 +208,13 @@ class TrutoProvider:
         except httpx.TransportError as exc:
             code = "Timeout" if isinstance(exc, httpx.TimeoutException) else "ConnectionError"
             REMOTE_CALLS.labels(self.name, operation, code).inc()
+            # The request may have reached Truto before the connection failed.
             raise ProviderError(
-                code, f"{type(exc).__name__}: {exc}", retryable=True, operation=operation
+                code,
+                f"{type(exc).__name__}: {exc}",
+                retryable=True,
+                operation=operation,
+                answered=False,
             ) from exc
         if response.status_code == 404 and not_found_ok:
             REMOTE_CALLS.labels(self.name, operation, "NotFound").inc()
@@ -210,13 +229,17 @@ class TrutoProvider:
     def _base_url(self, spec: TrutoSpec) -> str:
         return (spec.base_url or self._default_base_url).rstrip("/")
 
-    def _scope(self, job: SyncJob) -> tuple[str, str, str]:
+    async def scope(self, job: SyncJob) -> Hashable:
+        """Jobs visible to one token in one integration: the token itself, hashed, so that
+        Secrets in several namespaces holding one token share a scope."""
         spec = _spec(job)
         ref = spec.token_secret_ref
-        # Jobs visible to one token: the list cache must not leak across tokens.
-        secret = f"{job.namespace}/{ref.name}/{ref.key}"
-        token_scope = hashlib.sha256(secret.encode()).hexdigest()[:16]
-        return (self._base_url(spec), token_scope, spec.integration_name)
+        token = await secret_value(self._secrets, job.namespace, ref.name, ref.key)
+        token_scope = hashlib.sha256(token.encode()).hexdigest()[:16]
+        return (self.name, self._base_url(spec), token_scope, spec.integration_name)
+
+    def fingerprint(self, job: SyncJob) -> str:
+        return content_hash(desired_body(_spec(job)))
 
     async def _list(self, job: SyncJob) -> dict[str, dict[str, Any]]:
         jobs: dict[str, dict[str, Any]] = {}
@@ -237,9 +260,9 @@ class TrutoProvider:
     async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
         spec = _spec(job)
         if job.remote_id is None:
-            return await self._find_interrupted_create(job) if job.pending_create else ABSENT
+            return ABSENT
         if shared_list:
-            jobs = await self._lists.get(self._scope(job), lambda: self._list(job))
+            jobs = await self._lists.get(await self.scope(job), lambda: self._list(job))
             found = jobs.get(job.remote_id)
         else:
             found = await self._request(
@@ -263,27 +286,25 @@ class TrutoProvider:
         )
         return list_page(payload or {})[0]
 
-    async def _find_interrupted_create(self, job: SyncJob) -> Observation:
+    async def find_created(self, job: SyncJob) -> list[Observation]:
+        pending = job.pending_create
+        if pending is None:
+            return []
         spec = _spec(job)
-        desired = desired_body(spec)
-        candidates = [
+        found = [
             remote
             for remote in (await self._list(job)).values()
-            if not changed_fields(desired, remote)
-            and created_since(job.pending_create, _timestamp(remote.get("created_at")))
+            if content_hash(remote) == pending.content_hash
+            and created_since(pending, _timestamp(remote.get("created_at")))
         ]
-        if len(candidates) > 1:
-            ids = ", ".join(sorted(c["id"] for c in candidates))
-            raise ProviderError(
-                "AmbiguousCreate",
-                f"an interrupted create left several identical sync jobs ({ids}); delete the extra"
-                " ones in Truto, then clear status.pendingCreate",
-                retryable=False,
-            )
-        return _observation(candidates[0], spec) if candidates else ABSENT
+        found.sort(key=lambda remote: (str(remote.get("created_at", "")), remote["id"]))
+        return [_observation(remote, spec, []) for remote in found]
+
+    async def release(self, job: SyncJob, observed: Observation) -> None:
+        """Nothing to release: Truto keeps no owner marker; ownership is the SyncJob's claim."""
 
     async def create(self, job: SyncJob) -> Observation:
-        self._lists.invalidate(self._scope(job))
+        self._lists.invalidate(await self.scope(job))
         created = await self._request(
             job, "CreateSyncJob", "POST", "/sync-job", body=desired_body(_spec(job))
         )
@@ -296,7 +317,7 @@ class TrutoProvider:
         remote: dict[str, Any] = dict(observed.basis["job"])
         changes = changed_fields(desired_body(spec), remote)
         if changes:
-            self._lists.invalidate(self._scope(job))
+            self._lists.invalidate(await self.scope(job))
             path = f"/sync-job/{remote['id']}"
             remote = await self._request(job, "UpdateSyncJob", "PATCH", path, body=changes) or {}
         triggers = list(observed.basis["triggers"])
@@ -331,7 +352,7 @@ class TrutoProvider:
         # Triggers first (observe read them if the job has or wants one), then the job.
         triggers = list(observed.basis.get("triggers", []))
         await self._apply_schedule(job, observed.remote_id, schedule_changes(None, triggers))
-        self._lists.invalidate(self._scope(job))
+        self._lists.invalidate(await self.scope(job))
         await self._request(
             job, "DeleteSyncJob", "DELETE", f"/sync-job/{observed.remote_id}", not_found_ok=True
         )

@@ -1,7 +1,8 @@
 """AWS IoT TwinMaker sync jobs through boto3.
 
-A job is named by workspaceId + syncSource, so it is found again after any crash by name, and a
-ConflictException on create means "already there": adopt it when its role matches. TwinMaker
+A job is named by workspaceId + syncSource, so it is found again after any crash by name. The
+owning SyncJob is tagged on the job at create (syncjob.dev/owner), so a ConflictException on
+create, or a job found by name, is judged by its tag, never taken over. TwinMaker
 has no update call; only tags change (TagResource / UntagResource). boto3 blocks, so every
 call runs on a dedicated thread pool, never on the event loop.
 """
@@ -12,7 +13,7 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,22 +79,39 @@ def classify(error: Exception, operation: str) -> ProviderError:
             "ValidationException", str(error), retryable=False, operation=operation
         )
     if isinstance(error, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
-        return ProviderError("ConnectionError", str(error), retryable=True, operation=operation)
+        # The request may have reached AWS before the connection failed.
+        return ProviderError(
+            "ConnectionError", str(error), retryable=True, operation=operation, answered=False
+        )
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return ProviderError(type(error).__name__, str(error), retryable=True, operation=operation)
     raise error
 
 
+OWNER_TAG = "syncjob.dev/owner"  # names the SyncJob that owns the job: "namespace/name"
+
+
 def _observation(
-    summary: dict[str, Any], *, up_to_date: bool = True, basis: dict[str, Any] | None = None
+    summary: dict[str, Any],
+    job: SyncJob,
+    *,
+    tags: dict[str, str] | None,
+    role: str | None = None,
 ) -> Observation:
+    """`tags` None: not read, so neither ownership nor drift can be judged (fail closed)."""
     state = summary["status"]["state"]
     error = summary["status"].get("error") or {}
+    drift: tuple[str, ...] = ()
+    if tags is not None:
+        to_tag, to_untag = tag_changes(desired_tags(job), tags)
+        drift = tuple(f"tag {key}" for key in sorted({*to_tag, *to_untag}))
+    spec = _spec(job)
     return Observation(
         exists=True,
         remote_id=summary["arn"],
         state=state,
-        up_to_date=up_to_date,
+        up_to_date=None if tags is None else not drift,
+        drift=drift,
         ready=state == "ACTIVE",
         settled=state in _SETTLED_STATES,
         failed=state == "ERROR",
@@ -101,8 +119,15 @@ def _observation(
         error_message=error.get("message"),
         created_at=summary.get("creationDateTime"),
         updated_at=summary.get("updateDateTime"),
-        basis=basis or {},
+        owner=None if tags is None else tags.get(OWNER_TAG),
+        conflict=f"syncRole {role}" if role is not None and role != spec.sync_role else None,
+        basis={"tags": tags or {}},
     )
+
+
+def desired_tags(job: SyncJob) -> dict[str, str]:
+    """The user's tags plus the ownership tag (the CRD keeps users off the syncjob.dev/ prefix)."""
+    return {**_spec(job).tags, OWNER_TAG: job.owner}
 
 
 def tag_changes(
@@ -116,6 +141,7 @@ def tag_changes(
 
 class TwinMakerProvider:
     name: ProviderName = "AWSIoTTwinMaker"
+    marks_owner = True
 
     def __init__(
         self,
@@ -187,6 +213,16 @@ class TwinMakerProvider:
         REMOTE_CALLS.labels(self.name, operation, "ok").inc()
         return result
 
+    async def scope(self, job: SyncJob) -> Hashable:
+        spec = _spec(job)
+        return (self.name, spec.region, spec.endpoint_url, spec.workspace_id)
+
+    def fingerprint(self, job: SyncJob) -> str:
+        return job.spec.fingerprint()
+
+    async def find_created(self, job: SyncJob) -> list[Observation]:
+        return []  # jobs are named by workspaceId + syncSource: observe finds them
+
     async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
         spec = _spec(job)
         client, identity = await self._client(job)
@@ -195,7 +231,12 @@ class TwinMakerProvider:
                 self._scope(spec, identity), lambda: self._list_jobs(client, spec.workspace_id)
             )
             summary = jobs.get(spec.sync_source)
-            return ABSENT if summary is None else _observation(summary)
+            if summary is None:
+                return ABSENT
+            if summary["arn"] != job.remote_id:
+                # Not recorded as ours: only a full read (role included) may judge it.
+                return _observation(summary, job, tags=None)
+            return _observation(summary, job, tags=await self._tags(client, summary["arn"]))
         try:
             found: dict[str, Any] = dict(
                 await self._call(
@@ -209,15 +250,14 @@ class TwinMakerProvider:
             if error.code == "ResourceNotFoundException":
                 return ABSENT
             raise
-        basis: dict[str, Any] = {"syncRole": found["syncRole"]}
-        if found["status"]["state"] != "ACTIVE":
-            return _observation(found, basis=basis)  # tags are reconciled once it has settled
+        tags = await self._tags(client, found["arn"])
+        return _observation(found, job, tags=tags, role=found["syncRole"])
+
+    async def _tags(self, client: IoTTwinMakerClient, arn: str) -> dict[str, str]:
         listed = await self._call(
-            "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=found["arn"])
+            "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=arn)
         )
-        basis["tags"] = dict(listed.get("tags", {}))
-        to_tag, to_untag = tag_changes(spec.tags, basis["tags"])
-        return _observation(found, up_to_date=not to_tag and not to_untag, basis=basis)
+        return dict(listed.get("tags", {}))
 
     async def _list_jobs(
         self, client: IoTTwinMakerClient, workspace_id: str
@@ -238,6 +278,7 @@ class TwinMakerProvider:
         spec = _spec(job)
         client, identity = await self._client(job)
         self._lists.invalidate(self._scope(spec, identity))
+        tags = desired_tags(job)
         try:
             created = await self._call(
                 "CreateSyncJob",
@@ -245,42 +286,25 @@ class TwinMakerProvider:
                     workspaceId=spec.workspace_id,
                     syncSource=spec.sync_source,
                     syncRole=spec.sync_role,
-                    tags=spec.tags,
+                    tags=tags,
                 ),
             )
         except ProviderError as error:
             if error.code != "ConflictException":
                 raise
-            return await self._adopt(job)
-        return Observation(
-            exists=True,
-            remote_id=created["arn"],
-            state=created["state"],
-            ready=created["state"] == "ACTIVE",
-            settled=created["state"] in _SETTLED_STATES,
-            created_at=created.get("creationDateTime"),
-        )
-
-    async def _adopt(self, job: SyncJob) -> Observation:
-        """A job with this name exists: ours from before a crash if the role matches."""
-        spec = _spec(job)
-        observed = await self.observe(job)
-        role = observed.basis.get("syncRole")
-        if observed.exists and role != spec.sync_role:
-            raise ProviderError(
-                "AlreadyExists",
-                f"workspace {spec.workspace_id} already has a {spec.sync_source} sync job with"
-                f" role {role}; not adopting it",
-                retryable=False,
-            )
-        return observed
+            return await self.observe(job)  # the name is taken: the caller judges ownership
+        summary = {
+            "arn": created["arn"],
+            "status": {"state": created["state"]},
+            "creationDateTime": created.get("creationDateTime"),
+        }
+        return _observation(summary, job, tags=tags)
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation:
-        spec = _spec(job)
         client, _ = await self._client(job)
         arn = observed.remote_id
         assert arn is not None
-        to_tag, to_untag = tag_changes(spec.tags, observed.basis.get("tags", {}))
+        to_tag, to_untag = tag_changes(desired_tags(job), observed.basis.get("tags", {}))
         if to_tag:
             await self._call(
                 "TagResource", lambda: client.tag_resource(resourceARN=arn, tags=to_tag)
@@ -289,7 +313,17 @@ class TwinMakerProvider:
             await self._call(
                 "UntagResource", lambda: client.untag_resource(resourceARN=arn, tagKeys=to_untag)
             )
-        return dataclasses.replace(observed, up_to_date=True)
+        return dataclasses.replace(
+            observed, up_to_date=True, drift=(), owner=job.owner, basis={"tags": desired_tags(job)}
+        )
+
+    async def release(self, job: SyncJob, observed: Observation) -> None:
+        client, _ = await self._client(job)
+        arn = observed.remote_id
+        assert arn is not None
+        await self._call(
+            "UntagResource", lambda: client.untag_resource(resourceARN=arn, tagKeys=[OWNER_TAG])
+        )
 
     async def delete(self, job: SyncJob, observed: Observation) -> None:
         spec = _spec(job)

@@ -31,7 +31,6 @@ from syncjob_operator.ownership import Claims, IndexKey, index_entries
 from syncjob_operator.providers.base import Provider, ProviderError, SecretReader
 from syncjob_operator.reconcile import IdentityWriter, Outcome
 from syncjob_operator.status import (
-    CREATING,
     READY,
     SYNCED,
     TERMINAL,
@@ -39,8 +38,6 @@ from syncjob_operator.status import (
     compute_status,
     condition,
     condition_message,
-    condition_reason,
-    condition_status,
     status_patch,
 )
 
@@ -57,6 +54,10 @@ _EVENT_REASONS = {
     "released": "LeftRemoteJobAlone",
 }
 INDEX_ID = "syncjob_index"
+ANNOTATION_PREFIX = "syncjob.dev"
+# kopf keeps a handler's progress in this annotation while it retries or polls, and removes it
+# once the handler is done: its presence means the change handler owns the object.
+APPLY_PROGRESS = f"{ANNOTATION_PREFIX}/apply"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ class Timing:
     poll_seconds: float = 2.0  # while the remote settles (CREATING, DELETING)
     resync_seconds: float = 60.0  # drift detection
     backoff_base_seconds: float = 1.0
-    backoff_cap_seconds: float = 300.0
+    # Transient errors (5xx, throttling) rarely outlast a minute; a longer cap only delays
+    # convergence after an outage (429s still wait as long as the provider asks).
+    backoff_cap_seconds: float = 60.0
     delete_blocked_seconds: float = 300.0  # re-check a terminal delete error this often
     # Terminal errors are re-checked on a slow backoff (credentials and policies change outside
     # Kubernetes), and at once when the spec or a referenced Secret changes.
@@ -172,17 +175,15 @@ class Handlers:
     async def resync(
         self, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any
     ) -> None:
-        status = body.get("status") or {}
         if body.metadata.get("deletionTimestamp"):
             return  # the delete handler owns this object now
+        if APPLY_PROGRESS in body.metadata.annotations:
+            return  # the change handler is retrying or polling with its own schedule
+        status = body.get("status") or {}
         if status.get("observedGeneration") not in (None, body.metadata.get("generation")):
-            return  # a change handler owns this object right now
+            return  # a spec change is being handled right now
         # No status at all: it was lost, or a restored object's kopf annotations told kopf it
         # was handled already. Reconcile it here: its identity annotation says which job is its.
-        if condition_status(status, SYNCED) == "False" and not condition(status, TERMINAL):
-            return  # the change handler is retrying with its own backoff
-        if condition_reason(status, READY) == CREATING:
-            return  # the change handler is polling until the remote settles
         self._attach(kwargs)
         await self._apply(body, patch, 0, logger, kind="resync")
 
@@ -435,9 +436,11 @@ def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: boo
     settings.persistence.finalizer = "syncjob.dev/finalizer"
     # The status schema is strict (no x-kubernetes-preserve-unknown-fields): the API server
     # would prune kopf's status-based progress, so keep progress and diff-base in annotations.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="syncjob.dev")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="syncjob.dev", key="last-handled-configuration"
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     # kopf turns every INFO log of a handler into an Event (one API write each); we post our
     # own Events with reasons, so only warnings and errors go through the log bridge.

@@ -111,8 +111,20 @@ class Claims:
     def claim(self, job: SyncJob, remote_id: str) -> None:
         """Records at once that `job` now owns `remote_id`: the next claim in this scope must
         see it, whether or not the watch has delivered the annotation yet."""
+        self.forget(job)
         claimant = Claimant(job.namespace, job.name, job.uid, job.created_at, recorded=True)
         self._local[(job.spec.provider, remote_id)] = claimant
+
+    def recorded_identity(self, job: SyncJob) -> SyncJob:
+        """`job` with the remote id this process recorded for it, when its body does not show
+        one yet: a handler can run on a body older than the annotation just written, and
+        must then neither create a second job nor miss the one it owns."""
+        if job.remote_id is not None:
+            return job
+        for (provider, remote_id), claimant in self._local.items():
+            if claimant.uid == job.uid and provider == job.spec.provider:
+                return job.with_remote_id(remote_id)
+        return job
 
     def forget(self, job: SyncJob) -> None:
         self._local = {key: c for key, c in self._local.items() if c.uid != job.uid}

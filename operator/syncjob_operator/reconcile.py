@@ -79,6 +79,7 @@ def _now() -> datetime.datetime:
 async def apply(job: SyncJob, ctx: Context, *, shared_list: bool = False) -> Outcome:
     """Brings the remote job in line with the spec (create, claim, adopt, update or nothing)."""
     provider = ctx.provider
+    job = ctx.claims.recorded_identity(job)
     observed: Observation | None = None
     try:
         observed = await provider.observe(job, shared_list=shared_list)
@@ -173,6 +174,7 @@ def _refused(error: ProviderError) -> bool:
 async def remove(job: SyncJob, ctx: Context) -> Outcome:
     """Deletes the remote job this SyncJob owns; `done` once it is really gone (already gone
     counts). A job it does not own is left alone."""
+    job = ctx.claims.recorded_identity(job)
     if job.spec.deletion_policy == "Orphan":
         return await _orphan(job, ctx)
     if job.remote_id is None and job.pending_create is None:

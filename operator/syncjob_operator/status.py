@@ -27,7 +27,6 @@ OWNED_KEYS = (
     "failedInputs",
     "terminalChecks",
     "nextCheckTime",
-    "pendingCreate",  # written by earlier versions; the marker is an annotation now
 )
 
 # Condition types.

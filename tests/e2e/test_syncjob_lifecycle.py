@@ -10,6 +10,7 @@ import botocore.exceptions
 import pytest
 
 from syncjob_operator.localrun import OperatorProcess
+from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION
 from syncjob_operator.providers.twinmaker import OWNER_TAG
 from tests.e2e.conftest import (
     Emulators,
@@ -68,7 +69,9 @@ def test_truto_job_is_created_and_becomes_ready(
     assert jobs[0]["resources"] == [{"resource": "crm/contacts", "method": "list"}]
     assert obj["status"]["remote"]["state"] == "PRESENT"
     assert obj["status"]["remote"]["upToDate"] is True
-    assert "pendingCreate" not in obj["status"]
+    annotations = obj["metadata"]["annotations"]
+    assert CREATE_PENDING_ANNOTATION not in annotations  # the crash guard is cleared
+    assert annotations[EXTERNAL_ID_ANNOTATION] == obj["status"]["remote"]["id"]
 
 
 def test_twinmaker_error_state_is_mirrored_with_code_and_message(

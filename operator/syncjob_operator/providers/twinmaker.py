@@ -236,7 +236,8 @@ class TwinMakerProvider:
             if summary["arn"] != job.remote_id:
                 # Not recorded as ours: only a full read (role included) may judge it.
                 return _observation(summary, job, tags=None)
-            return _observation(summary, job, tags=await self._tags(client, summary["arn"]))
+            tags = await self._tags(client, summary["arn"])
+            return ABSENT if tags is None else _observation(summary, job, tags=tags)
         try:
             found: dict[str, Any] = dict(
                 await self._call(
@@ -251,12 +252,20 @@ class TwinMakerProvider:
                 return ABSENT
             raise
         tags = await self._tags(client, found["arn"])
+        if tags is None:
+            return ABSENT
         return _observation(found, job, tags=tags, role=found["syncRole"])
 
-    async def _tags(self, client: IoTTwinMakerClient, arn: str) -> dict[str, str]:
-        listed = await self._call(
-            "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=arn)
-        )
+    async def _tags(self, client: IoTTwinMakerClient, arn: str) -> dict[str, str] | None:
+        """The job's tags; None when the job is gone since it was read (it was DELETING)."""
+        try:
+            listed = await self._call(
+                "ListTagsForResource", lambda: client.list_tags_for_resource(resourceARN=arn)
+            )
+        except ProviderError as error:
+            if error.code == "ResourceNotFoundException":
+                return None
+            raise
         return dict(listed.get("tags", {}))
 
     async def _list_jobs(

@@ -18,7 +18,7 @@ import kopf
 import pydantic
 
 from syncjob_operator import reconcile
-from syncjob_operator.kube import GROUP, PLURAL, SECRET_FINALIZER, SECRET_LABEL, VERSION
+from syncjob_operator.kube import GROUP, PLURAL, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
     RECONCILE_SECONDS,
@@ -78,6 +78,8 @@ class Timing:
 
 
 class SecretKeeper(SecretReader, Protocol):
+    hold: str  # this operator's (shard's) finalizer and label on the Secrets its SyncJobs use
+
     async def protect(self, namespace: str, name: str) -> None: ...
 
     async def release(self, namespace: str, name: str) -> None: ...
@@ -277,11 +279,13 @@ class Handlers:
             logger.warning(f"cannot release Secret {name}: {error.code}: {error.message}")
 
     async def secret_event(self, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
-        """A protected Secret being deleted that no SyncJob needs any more (its SyncJobs were
-        deleted, or stopped referencing it) is released here."""
+        """A protected Secret being deleted that no SyncJob of this shard needs any more (its
+        SyncJobs were deleted, or stopped referencing it) is released here; other shards
+        release their own finalizers."""
         self._attach(kwargs)
         meta = body.metadata
-        if not meta.get("deletionTimestamp") or SECRET_FINALIZER not in meta.get("finalizers", []):
+        hold = self.runtime.secrets.hold
+        if not meta.get("deletionTimestamp") or hold not in meta.get("finalizers", []):
             return
         namespace, name = str(meta.namespace), str(meta.name)
         if not self.runtime.claims.secret_users(namespace, name) - self.runtime.finished:
@@ -415,7 +419,12 @@ def register(
     # holds handlers until its indexes are populated): the ownership rules read it.
     kopf.index(*resource, registry=registry, labels=selector, id=INDEX_ID)(_index_entries)
     kopf.on.event(
-        "", "v1", "secrets", registry=registry, labels={SECRET_LABEL: "true"}, id="secret"
+        "",
+        "v1",
+        "secrets",
+        registry=registry,
+        labels={handlers.runtime.secrets.hold: "true"},
+        id="secret",
     )(handlers.secret_event)
     kopf.timer(
         *resource,

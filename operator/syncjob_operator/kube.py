@@ -4,7 +4,9 @@ wait for kopf's end-of-handler patch (the create-pending marker and the new remo
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kubernetes_asyncio import client
@@ -22,9 +24,18 @@ GROUP, VERSION, PLURAL = "syncjob.dev", "v1alpha1", "syncjobs"
 MERGE_PATCH = "application/merge-patch+json"
 
 
-SECRET_FINALIZER = "syncjob.dev/secret-in-use"
-# The label lets the operator watch only the Secrets it protects (a server-side selector).
-SECRET_LABEL = "syncjob.dev/secret-in-use"
+SECRET_HOLD = "syncjob.dev/secret-in-use"
+
+
+def secret_hold(selector: Mapping[str, str]) -> str:
+    """The finalizer this operator puts on Secrets its SyncJobs use, and the label (of the same
+    name, value "true") by which it watches only those Secrets. Each shard (label selector)
+    holds its own: a shard sees only its own SyncJobs, so it may only ever release its own hold
+    on a Secret that SyncJobs of several shards share."""
+    if not selector:
+        return SECRET_HOLD
+    canonical = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    return f"{SECRET_HOLD}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 
 @dataclass(frozen=True)
@@ -42,14 +53,15 @@ class KubeSecrets:
     client lookup): a read is reused for `ttl` seconds, so a Secret costs one GET per reconcile,
     and an edit to it is seen within `ttl`.
 
-    A Secret a SyncJob uses carries the finalizer syncjob.dev/secret-in-use, so deleting a
+    A Secret a SyncJob uses carries this operator's hold (see secret_hold), so deleting a
     namespace cannot remove the credentials before the SyncJobs' remote jobs are deleted. The
     operator only ever adds or removes that finalizer and its label (the chart's admission
     policy refuses any other change by the operator).
     """
 
-    def __init__(self, api: client.ApiClient, *, ttl: float = 5.0) -> None:
+    def __init__(self, api: client.ApiClient, *, hold: str = SECRET_HOLD, ttl: float = 5.0) -> None:
         self._core = client.CoreV1Api(api)
+        self.hold = hold
         self._ttl = ttl
         self._cache: dict[tuple[str, str], _ReadSecret] = {}
 
@@ -70,7 +82,7 @@ class KubeSecrets:
             at=time.monotonic(),
             data={k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()},
             version=str(secret.metadata.resource_version),
-            protected=SECRET_FINALIZER in (secret.metadata.finalizers or []),
+            protected=self.hold in (secret.metadata.finalizers or []),
         )
         self._cache[(namespace, name)] = read
         return read
@@ -96,9 +108,9 @@ class KubeSecrets:
         # A JSON patch edits the finalizer list in place, guarded by a test of the list it read.
         current = await self._core.read_namespaced_secret(name, namespace)
         finalizers = list(current.metadata.finalizers or [])
-        wanted = [f for f in finalizers if f != SECRET_FINALIZER]
+        wanted = [f for f in finalizers if f != self.hold]
         if protected:
-            wanted.append(SECRET_FINALIZER)
+            wanted.append(self.hold)
         if wanted == finalizers:
             return
         patch = [
@@ -110,12 +122,12 @@ class KubeSecrets:
             {"op": "add", "path": "/metadata/finalizers", "value": wanted},
         ]
         labels = current.metadata.labels or {}
-        label_path = "/metadata/labels/" + SECRET_LABEL.replace("~", "~0").replace("/", "~1")
-        if protected and labels.get(SECRET_LABEL) != "true":
+        label_path = "/metadata/labels/" + self.hold.replace("~", "~0").replace("/", "~1")
+        if protected and labels.get(self.hold) != "true":
             if not labels:
                 patch.append({"op": "add", "path": "/metadata/labels", "value": {}})
             patch.append({"op": "add", "path": label_path, "value": "true"})
-        elif not protected and SECRET_LABEL in labels:
+        elif not protected and self.hold in labels:
             patch.append({"op": "remove", "path": label_path})
         try:
             await self._core.patch_namespaced_secret(

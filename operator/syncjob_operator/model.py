@@ -129,6 +129,8 @@ class PendingCreate:
     def decode(cls, text: str | None) -> PendingCreate | None:
         """None for an absent or unreadable marker (a hand-edited one counts as absent)."""
         started, _, content_hash = (text or "").partition(" ")
+        if not content_hash:
+            return None
         try:
             when = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
         except ValueError:

@@ -85,6 +85,7 @@ class Claims:
     def __init__(self) -> None:
         self._lookup: IndexLookup = lambda key: ()
         self._local: dict[tuple[str, str], Claimant] = {}
+        self._replaced: dict[str, str | None] = {}  # by uid: the id its last claim replaced
         self._locks: defaultdict[Hashable, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def attach(self, lookup: IndexLookup) -> None:
@@ -114,20 +115,28 @@ class Claims:
         self.forget(job)
         claimant = Claimant(job.namespace, job.name, job.uid, job.created_at, recorded=True)
         self._local[(job.spec.provider, remote_id)] = claimant
+        self._replaced[job.uid] = job.remote_id
 
     def recorded_identity(self, job: SyncJob) -> SyncJob:
-        """`job` with the remote id this process recorded for it, when its body does not show
-        one yet: a handler can run on a body older than the annotation just written, and
-        must then neither create a second job nor miss the one it owns."""
-        if job.remote_id is not None:
+        """`job` with the remote id this process last recorded for it, when its body is older
+        than that write (it shows no id, or the id the write replaced): a handler can run on
+        such a body, and must then neither create a second job nor miss the one it owns. A
+        body showing any other id is newer (a user's edit) and wins."""
+        local = next(
+            (
+                remote_id
+                for (provider, remote_id), claimant in self._local.items()
+                if claimant.uid == job.uid and provider == job.spec.provider
+            ),
+            None,
+        )
+        if local is None or job.remote_id not in (None, self._replaced.get(job.uid)):
             return job
-        for (provider, remote_id), claimant in self._local.items():
-            if claimant.uid == job.uid and provider == job.spec.provider:
-                return job.with_remote_id(remote_id)
-        return job
+        return job.with_remote_id(local)
 
     def forget(self, job: SyncJob) -> None:
         self._local = {key: c for key, c in self._local.items() if c.uid != job.uid}
+        self._replaced.pop(job.uid, None)
 
     def is_live(self, owner: str) -> bool:
         """Whether a SyncJob this operator sees goes by `owner` ("namespace/name")."""

@@ -126,6 +126,11 @@ async def _create_once(job: SyncJob, ctx: Context) -> tuple[Observation, Action]
             ctx.answered.add((job.uid, pending.encode()))
         raise
     ctx.answered.add((job.uid, pending.encode()))
+    if not observed.exists:
+        # The name was taken (a conflict), and the job holding it went before it could be read.
+        raise ProviderError(
+            "CreateConflict", "the job's name was taken, then freed; retrying", retryable=True
+        )
     if provider.marks_owner:
         # Where jobs are named, the name may already be taken: the job must name us as owner.
         verdict(job, observed, ctx.claims)
@@ -213,8 +218,8 @@ async def remove(job: SyncJob, ctx: Context) -> Outcome:
 async def _orphan(job: SyncJob, ctx: Context) -> Outcome:
     """Leaves the remote job, releasing the ownership marker where the provider keeps one so
     another SyncJob may adopt it. One attempt: a failure is reported, never blocks deletion."""
-    if not ctx.provider.marks_owner or job.remote_id is None:
-        return Outcome(None, "orphaned")
+    if not ctx.provider.marks_owner or (job.remote_id is None and job.pending_create is None):
+        return Outcome(None, "orphaned")  # no marker to release (a pending create may have set one)
     try:
         observed = await ctx.provider.observe(job)
         if observed.exists and observed.owner == job.owner:

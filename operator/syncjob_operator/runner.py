@@ -19,7 +19,7 @@ from kubernetes_asyncio import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from syncjob_operator.handlers import Handlers, Runtime, Timing, configure_settings, register
-from syncjob_operator.kube import KubeIdentityWriter, KubeSecrets
+from syncjob_operator.kube import KubeIdentityWriter, KubeSecrets, secret_hold
 from syncjob_operator.metrics import REGISTRY
 from syncjob_operator.providers.truto import DEFAULT_BASE_URL, TrutoProvider
 from syncjob_operator.providers.twinmaker import TwinMakerProvider
@@ -159,7 +159,7 @@ async def _run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=args.aws_workers, thread_name_prefix="boto3") as executor:
         async with _kube_api() as api:
-            secrets = KubeSecrets(api)
+            secrets = KubeSecrets(api, hold=secret_hold(args.selector))
             # A resync reads each scope once: list results live half a resync period.
             list_ttl = args.resync_seconds / 2
             truto = TrutoProvider(secrets, default_base_url=args.truto_base_url, list_ttl=list_ttl)

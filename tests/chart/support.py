@@ -15,6 +15,13 @@ CHART = REPO / "charts" / "syncjob-operator"
 RELEASE = "sj"
 RELEASE_NAMESPACE = "syncjob-system"
 FULLNAME = f"{RELEASE}-syncjob-operator"
+SECRET_FINALIZER = "syncjob.dev/secret-in-use"  # also the label's key
+
+
+def secret_policy_name(fullname: str, namespace: str) -> str:
+    """Name of the cluster-scoped Secret-protection policy and binding of a release."""
+    return f"{fullname}-secret-protection.{namespace}"
+
 
 # Each value set is a way the chart is meant to be installed; every chart test that is not
 # about one value in particular runs over all of them.
@@ -125,6 +132,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "metrics": {"service": {"enabled": False}},
         "serviceAccount": {"create": False, "name": "platform-operators"},
         "providerDefaults": {"existingSecret": "syncjob-provider-defaults"},
+        "secretProtection": {"admissionPolicy": False},
     },
 }
 

@@ -27,9 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_operator.emulators.server import RunningEmulators
 from syncjob_operator.emulators.twinmaker import TwinMakerConfig
+from syncjob_operator.kube import secret_hold
 from syncjob_operator.localcluster import ControlPlane
 from syncjob_operator.localrun import OperatorProcess
-from tests.chart.support import CHART, REPO, value_args
+from tests.chart.support import CHART, REPO, SECRET_FINALIZER, secret_policy_name, value_args
 from tests.chart.test_argocd_health import health
 from tests.support.kube import Cli, wait_until
 
@@ -237,6 +238,8 @@ def test_install_creates_crds_rbac_and_workload(kubectl: Cli, cluster_release: R
     for kind in ("clusterrole", "clusterrolebinding"):
         assert kubectl.exists(kind, fullname)
         assert kubectl.exists(kind, f"{fullname}-crd-watch")
+    for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+        assert kubectl.exists(kind, secret_policy_name(fullname, ns))
     account = kubectl.json("get", "serviceaccount", fullname, "-n", ns)
     assert account["automountServiceAccountToken"] is False
     deployment = kubectl.json("get", "deployment", fullname, "-n", ns)
@@ -255,8 +258,11 @@ def test_service_account_can_do_what_it_needs_and_no_more(
         *[(verb, "syncjobs.syncjob.dev", "-A") for verb in ("list", "watch")],
         *[(verb, "syncjobs.syncjob.dev", "-n", apps) for verb in ("get", "patch")],
         ("patch", "syncjobs.syncjob.dev", "--subresource=status", "-n", apps),
-        ("get", "secrets", "-n", apps),
-        ("get", "secrets", "-n", "default"),  # cluster-wide mode: any SyncJob's namespace
+        # Secrets: read by name; kopf watches the labelled ones cluster-wide; patched only to
+        # add/remove the finalizer and label (the admission policy: test_secret_protection.py).
+        *[(verb, "secrets", "-n", apps) for verb in ("get", "list", "watch", "patch")],
+        *[(verb, "secrets", "-n", "default") for verb in ("get", "patch")],  # any namespace
+        *[(verb, "secrets", "-A") for verb in ("list", "watch")],
         ("create", "events", "-n", apps),
         ("list", "customresourcedefinitions.apiextensions.k8s.io"),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
@@ -264,11 +270,12 @@ def test_service_account_can_do_what_it_needs_and_no_more(
     for args in needed:
         assert _can(kubectl, who, *args), f"cannot {args}"
     refused = [
-        ("list", "secrets", "-n", apps),
-        ("list", "secrets", "-A"),
-        ("watch", "secrets", "-n", apps),
         ("create", "secrets", "-n", apps),
         ("update", "secrets", "-n", apps),
+        ("delete", "secrets", "-n", apps),
+        ("deletecollection", "secrets", "-n", apps),
+        ("update", "secrets", "-n", "default"),
+        ("delete", "secrets", "-n", "default"),
         ("create", "syncjobs.syncjob.dev", "-n", apps),
         ("update", "syncjobs.syncjob.dev", "-n", apps),
         ("delete", "syncjobs.syncjob.dev", "-n", apps),
@@ -315,6 +322,19 @@ def test_syncjobs_become_ready_and_argo_cd_sees_them_healthy(
         assert "syncjob.dev/finalizer" in job["metadata"]["finalizers"]
         assert job["status"]["observedGeneration"] == job["metadata"]["generation"]
         assert health(job)["status"] == "Healthy"
+    # The operator, under the release's RBAC and admission policy, protected their Secrets.
+    # This release is a shard: it holds the Secrets with its own finalizer and label.
+    hold = secret_hold(SHARD)
+    assert hold.startswith(f"{SECRET_FINALIZER}-")
+    for secret in ("truto-token", "twinmaker-credentials"):
+
+        def protected(secret: str = secret) -> bool:
+            meta = kubectl.json("get", "secret", secret, "-n", cluster_release.apps)["metadata"]
+            return hold in meta.get("finalizers", []) and (
+                meta.get("labels", {}).get(hold) == "true"
+            )
+
+        wait_until(protected, timeout=30, what=f"Secret {secret} protected by the operator")
 
 
 def test_metrics_after_reconcile(cluster_release: Release) -> None:
@@ -363,11 +383,17 @@ def test_json_logs_name_the_object(cluster_release: Release) -> None:
     about_objects = [
         r for r in records if any(n in r.get("message", "") for n in names) or "object" in r
     ]
+    # The operator also watches the Secrets it protects (label syncjob.dev/secret-in-use):
+    # lines about those name the Secret, kind and all.
+    secrets = {"truto-token", "twinmaker-credentials"}
     seen = set()
     for record in about_objects:
         ref = record.get("object")
         assert isinstance(ref, dict), f"no object field: {record}"
         assert ref.get("namespace") == cluster_release.apps, record
+        if ref.get("kind") == "Secret":
+            assert ref.get("name") in secrets, record
+            continue
         assert ref.get("name") in names, record
         seen.add(ref["name"])
     assert seen == names  # each object got at least one line
@@ -408,14 +434,22 @@ def test_namespaced_release_with_peering(
     notes = _install(helm, name, namespace, values)
     fullname = f"{name}-syncjob-operator"
     who = f"system:serviceaccount:{namespace}:{fullname}"
-    assert _can(kubectl, who, "get", "secrets", "-n", team)
+    for verb in ("get", "list", "watch", "patch"):
+        assert _can(kubectl, who, verb, "secrets", "-n", team), verb
     assert _can(kubectl, who, "patch", "kopfpeerings.kopf.dev", "-n", team)
     assert _can(kubectl, who, "watch", "syncjobs.syncjob.dev", "-n", team)
     for args in (
         ("get", "secrets", "-n", cluster_release.apps),
         ("get", "secrets", "-n", namespace),
         ("get", "secrets", "-n", "default"),
-        ("list", "secrets", "-n", team),
+        ("patch", "secrets", "-n", cluster_release.apps),
+        ("patch", "secrets", "-n", namespace),
+        ("list", "secrets", "-n", "default"),
+        ("list", "secrets", "-A"),
+        ("watch", "secrets", "-A"),
+        ("create", "secrets", "-n", team),
+        ("update", "secrets", "-n", team),
+        ("delete", "secrets", "-n", team),
         ("list", "syncjobs.syncjob.dev", "-A"),
         ("get", "syncjobs.syncjob.dev", "-n", cluster_release.apps),
         ("patch", "clusterkopfpeerings.kopf.dev"),
@@ -520,6 +554,8 @@ def test_upgrade_then_uninstall(
         assert not kubectl.exists(kind, object_name, "-n", ns), kind
     assert not kubectl.exists("clusterrole", fullname)
     assert not kubectl.exists("clusterrolebinding", f"{fullname}-crd-watch")
+    for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+        assert not kubectl.exists(kind, secret_policy_name(fullname, ns))
     # Helm never deletes what crds/ installed.
     assert kubectl.exists("crd", "syncjobs.syncjob.dev")
     wait_until(

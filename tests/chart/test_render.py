@@ -20,6 +20,7 @@ from tests.chart.support import (
     FULLNAME,
     RELEASE_NAMESPACE,
     REPO,
+    SECRET_FINALIZER,
     VALUE_SETS,
     deployment,
     find,
@@ -27,6 +28,7 @@ from tests.chart.support import (
     rbac_rules,
     render,
     render_text,
+    secret_policy_name,
     template_args,
     value_args,
 )
@@ -149,7 +151,9 @@ def test_rbac_is_least_privilege(name: str) -> None:
     allowed = {
         ("syncjob.dev", "syncjobs"): {"get", "list", "watch", "patch"},
         ("syncjob.dev", "syncjobs/status"): {"get", "patch"},
-        ("", "secrets"): {"get"},
+        # get: a SyncJob's Secret by name; list/watch: kopf's watch of the labelled ones;
+        # patch: their finalizer and label (secret-protection.yaml limits it to that).
+        ("", "secrets"): {"get", "list", "watch", "patch"},
         ("", "events"): {"create"},
         ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
         ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"},
@@ -195,6 +199,85 @@ def test_namespaced_mode_has_no_cluster_scoped_rbac() -> None:
         }
     ]
     assert not find(render("minimal"), "ClusterRole", f"{FULLNAME}-crd-watch")
+
+
+def _secret_policy(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (policy,) = find(docs, "ValidatingAdmissionPolicy")
+    (binding,) = find(docs, "ValidatingAdmissionPolicyBinding")
+    return policy, binding
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_secret_protection_policy_renders_unless_disabled(name: str) -> None:
+    docs = render(name)
+    if VALUE_SETS[name].get("secretProtection", {}).get("admissionPolicy") is False:
+        assert not find(docs, "ValidatingAdmissionPolicy")
+        assert not find(docs, "ValidatingAdmissionPolicyBinding")
+        return
+    policy, binding = _secret_policy(docs)
+    name_ = secret_policy_name(FULLNAME, RELEASE_NAMESPACE)
+    assert policy["metadata"]["name"] == binding["metadata"]["name"] == name_
+    assert "namespace" not in policy["metadata"]  # cluster-scoped
+    assert binding["spec"] == {"policyName": name_, "validationActions": ["Deny"]}
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    assert spec["matchConstraints"] == {
+        "resourceRules": [
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
+             "resources": ["secrets"]}
+        ]
+    }  # fmt: skip
+    account = deployment(docs)["spec"]["template"]["spec"]["serviceAccountName"]
+    user = f"system:serviceaccount:{RELEASE_NAMESPACE}:{account}"
+    assert spec["matchConditions"] == [
+        {
+            "name": "is-the-operator",
+            "expression": f"request.userInfo.username == {json.dumps(user)}",
+        }
+    ]
+    expressions = " ".join(v["expression"] for v in spec["validations"])
+    # Each field compared old to new, through optional access (absent = absent); what they
+    # refuse is tested against the API server in test_secret_protection.py.
+    for field in ("data", "stringData", "type", "immutable", "annotations", "ownerReferences"):
+        assert f"object.?{field}" in expressions.replace("metadata.", ""), field
+        assert f"oldObject.?{field}" in expressions.replace("metadata.", ""), field
+    assert f"'{SECRET_FINALIZER}'" in spec["variables"][0]["expression"]
+    for validation in spec["validations"]:
+        assert validation["reason"] == "Forbidden"
+        assert "\n" not in validation["message"]  # the API server refuses multi-line messages
+        assert SECRET_FINALIZER in validation["message"]
+        assert "is forbidden" in validation["message"]
+
+
+def test_secret_protection_policy_follows_the_service_account_and_is_unique_per_release() -> None:
+    values = {"serviceAccount": {"create": False, "name": "platform-operators"}}
+    docs = [d for d in yaml.safe_load_all(helm(*template_args(values)).stdout) if d]
+    policy, _ = _secret_policy(docs)
+    (condition,) = policy["spec"]["matchConditions"]
+    user = f"system:serviceaccount:{RELEASE_NAMESPACE}:platform-operators"
+    assert condition["expression"] == f'request.userInfo.username == "{user}"'
+    # Cluster-scoped: the same release name in another namespace is another operator, and
+    # another policy; two release names in one namespace differ by their full names.
+    names = set()
+    for release, namespace in (("sj", "ns-a"), ("sj", "ns-b"), ("other", "ns-a")):
+        args = ["template", release, str(CHART), "--namespace", namespace]
+        rendered = [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+        policy, binding = _secret_policy(rendered)
+        assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+        assert f":{namespace}:" in policy["spec"]["matchConditions"][0]["expression"]
+        names.add(policy["metadata"]["name"])
+    assert len(names) == 3
+
+
+def test_schema_validator_knows_the_admission_policy_kinds() -> None:
+    """The 1.35 schemas (kubernetes_validate) include ValidatingAdmissionPolicy(Binding) v1:
+    the render test above really checks them, it does not skip them."""
+    for doc in _secret_policy(render("default")):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        misspelt = json.loads(json.dumps(doc))
+        misspelt["spec"]["validationAction"] = ["Deny"]
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(misspelt, KUBERNETES_VERSION, strict=True)
 
 
 def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -251,7 +334,8 @@ def test_default_install() -> None:
     assert container["image"] == "syncjob-operator:0.1.0"  # the chart's appVersion
     assert not [a for a in container["args"] if a.startswith(("--namespace", "--peering"))]
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
-            "NetworkPolicy"} <= {d["kind"] for d in docs}  # fmt: skip
+            "NetworkPolicy", "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"} <= {d["kind"] for d in docs}  # fmt: skip
     assert not find(docs, "ServiceMonitor")
     assert not find(docs, "Secret")
     assert not find(docs, "ClusterKopfPeering")
@@ -367,6 +451,8 @@ def test_minimal_install_uses_what_exists() -> None:
         ),
         ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
         ({"metrics": {"port": 8081}}, "metrics.port and health.port must differ"),
+        ({"secretProtection": {"admissionPolicy": "yes"}}, "/secretProtection/admissionPolicy"),
+        ({"secretProtection": {"enabled": True}}, "additional properties 'enabled' not allowed"),
     ],
 )
 def test_wrong_values_fail_with_a_clear_message(values: dict[str, Any], message: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from syncjob_operator.emulators.admin import EmulatorAdmin
-from syncjob_operator.kube import SECRET_FINALIZER
+from syncjob_operator.kube import SECRET_HOLD
 from syncjob_operator.localcluster import ControlPlane
 from syncjob_operator.localrun import OperatorProcess
 from syncjob_operator.model import ADOPTION_POLICY_ANNOTATION, EXTERNAL_ID_ANNOTATION
@@ -327,7 +327,7 @@ def test_deleting_a_namespace_deletes_the_remote_jobs_of_both_providers(
     )
     for secret in ("truto-token", "aws-keys"):
         obj: dict[str, Any] = kubectl.json("get", "secret", secret, "-n", namespace)
-        assert SECRET_FINALIZER in obj["metadata"]["finalizers"]
+        assert SECRET_HOLD in obj["metadata"]["finalizers"]
     assert len(emulators.truto_jobs(integration)) == 2
 
     kubectl.run("delete", "namespace", namespace, "--wait=false")
@@ -351,10 +351,10 @@ def test_a_secret_no_syncjob_uses_is_released(
     kubectl.apply(truto_job("user", integration), "-n", namespace)
     wait_ready(kubectl, namespace, "user")
     protected = kubectl.json("get", "secret", "truto-token", "-n", namespace)
-    assert SECRET_FINALIZER in protected["metadata"]["finalizers"]
+    assert SECRET_HOLD in protected["metadata"]["finalizers"]
 
     kubectl.run("delete", "syncjob", "user", "-n", namespace, "--timeout=60s")
 
     secret = kubectl.json("get", "secret", "truto-token", "-n", namespace)
-    assert SECRET_FINALIZER not in (secret["metadata"].get("finalizers") or [])
+    assert SECRET_HOLD not in (secret["metadata"].get("finalizers") or [])
     assert emulators.truto_jobs(integration) == []

@@ -7,27 +7,30 @@ from typing import Any
 
 import pytest
 
+from syncjob_operator.ownership import ADOPTION_CONFLICT, NOT_OWNED, OWNED_BY_ANOTHER, REFUSALS
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
 from syncjob_operator.reconcile import Outcome
-from syncjob_operator.status import compute_status, status_patch
-from tests.unit.jobs import TWINMAKER_JOB
-
-NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
-JOB = TWINMAKER_JOB
-ACTIVE = Observation(exists=True, remote_id="arn:x", state="ACTIVE", ready=True)
-CREATING = Observation(exists=True, remote_id="arn:x", state="CREATING", settled=False)
-FAILED = Observation(
-    exists=True,
-    remote_id="arn:x",
-    state="ERROR",
-    failed=True,
-    error_code="SYNC_CREATING_ERROR",
-    error_message="boom",
+from syncjob_operator.status import (
+    OWNED_KEYS,
+    READY,
+    SYNCED,
+    TERMINAL,
+    TerminalRecord,
+    compute_status,
+    condition,
+    condition_message,
+    condition_reason,
+    condition_status,
+    status_patch,
 )
+from tests.unit.jobs import ACTIVE, CREATING, FAILED, NOW, TWINMAKER_JOB
+
+JOB = TWINMAKER_JOB
 THROTTLED = ProviderError(
     "ThrottlingException", "slow down", retryable=True, operation="GetSyncJob"
 )
 DENIED = ProviderError("AccessDeniedException", "no", retryable=False, operation="CreateSyncJob")
+RECORD = TerminalRecord(inputs="h1", checks=2, next_check=NOW + datetime.timedelta(minutes=10))
 
 
 def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -76,18 +79,99 @@ def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
             {"Ready": ("False", "Deleting"), "Synced": ("True", "ReconcileSuccess")},
             id="deleted",
         ),
+        pytest.param(
+            Outcome(None, "released", detail="not ours"),
+            {"Ready": ("Unknown", "Unobserved"), "Synced": ("True", "ReconcileSuccess")},
+            id="released-reads-nothing",
+        ),
     ],
 )
 def test_conditions_follow_the_outcome(
     outcome: Outcome, expected: dict[str, tuple[str, str]]
 ) -> None:
-    status = compute_status(JOB, outcome, {}, NOW, failed_inputs="h1")
+    status = compute_status(JOB, outcome, {}, NOW, terminal=RECORD)
     assert _conditions(status) == expected
     assert all(c["observedGeneration"] == 3 for c in status["conditions"])
     assert status["observedGeneration"] == 3
     assert status["provider"] == "AWSIoTTwinMaker"
-    # failedInputs is recorded only for terminal errors: it is what stops retry storms.
-    assert ("failedInputs" in status) == ("Terminal" in expected)
+    # The terminal record is kept only for terminal errors: it is what stops retry storms.
+    terminal = "Terminal" in expected
+    assert ("failedInputs" in status, "terminalChecks" in status) == (terminal, terminal)
+    assert ("nextCheckTime" in status) == terminal
+
+
+@pytest.mark.parametrize("code", sorted(REFUSALS))
+def test_a_refusal_makes_ready_false_with_its_code_even_after_ready_true(code: str) -> None:
+    prior = compute_status(JOB, Outcome(ACTIVE), {}, NOW)  # Ready True before
+    refusal = ProviderError(code, f"remote job arn:x: {code}", retryable=False)
+    status = compute_status(JOB, Outcome(None, error=refusal), prior, NOW, terminal=RECORD)
+    assert (condition_status(status, READY), condition_reason(status, READY)) == ("False", code)
+    assert condition_message(status, READY) == f"remote job arn:x: {code}"
+    assert condition_reason(status, TERMINAL) == code  # waits for the user, not for a retry
+    assert status["remote"] == prior["remote"]  # the refused job is not mirrored
+
+
+def test_refusal_codes_are_the_three_ownership_refusals() -> None:
+    assert {OWNED_BY_ANOTHER, NOT_OWNED, ADOPTION_CONFLICT} == REFUSALS
+
+
+def test_a_terminal_error_names_the_next_check_time() -> None:
+    status = compute_status(JOB, Outcome(None, error=DENIED), {}, NOW, terminal=RECORD)
+    assert condition_message(status, SYNCED) == (
+        "CreateSyncJob: AccessDeniedException: no (will check again at 2026-11-23T12:10:00Z,"
+        " or at once when the spec or its Secret changes)"
+    )
+    assert (status["failedInputs"], status["terminalChecks"], status["nextCheckTime"]) == (
+        "h1",
+        2,
+        "2026-11-23T12:10:00Z",
+    )
+
+
+def test_a_terminal_error_without_a_record_says_later() -> None:
+    status = compute_status(JOB, Outcome(None, error=DENIED), {}, NOW)
+    assert "will check again later" in (condition_message(status, SYNCED) or "")
+    assert not {"failedInputs", "terminalChecks", "nextCheckTime"} & status.keys()
+
+
+def test_a_retryable_error_says_it_will_retry_and_keeps_no_record() -> None:
+    status = compute_status(JOB, Outcome(None, error=THROTTLED), {}, NOW, terminal=RECORD)
+    assert (
+        condition_message(status, SYNCED)
+        == "GetSyncJob: ThrottlingException: slow down (will retry)"
+    )
+    assert condition(status, TERMINAL) is None
+    assert not {"failedInputs", "terminalChecks", "nextCheckTime"} & status.keys()
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "found"),
+    [
+        pytest.param({}, READY, None, id="no-conditions"),
+        pytest.param({"conditions": None}, READY, None, id="null-conditions"),
+        pytest.param(
+            {"conditions": [{"type": "Ready", "status": "True", "reason": "R", "message": "m"}]},
+            READY,
+            ("True", "R", "m"),
+            id="found",
+        ),
+        pytest.param(
+            {"conditions": [{"type": "Synced", "status": "True", "reason": "R", "message": "m"}]},
+            READY,
+            None,
+            id="other-type",
+        ),
+    ],
+)
+def test_condition_accessors(
+    status: dict[str, Any], kind: str, found: tuple[str, str, str] | None
+) -> None:
+    got = (condition_status(status, kind), condition_reason(status, kind))
+    got_message = condition_message(status, kind)
+    if found is None:
+        assert (condition(status, kind), got, got_message) == (None, (None, None), None)
+    else:
+        assert (*got, got_message) == found
 
 
 def test_remote_fields_are_mirrored_with_rfc3339_times() -> None:
@@ -100,6 +184,7 @@ def test_remote_fields_are_mirrored_with_rfc3339_times() -> None:
         error_message="m",
         created_at=datetime.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.UTC),
         updated_at=datetime.datetime(2026, 1, 2, 3, 4, 6),
+        schedule_id="tr-1",
     )
     status = compute_status(JOB, Outcome(observed), {}, NOW)
     assert status["remote"] == {
@@ -110,6 +195,7 @@ def test_remote_fields_are_mirrored_with_rfc3339_times() -> None:
         "errorMessage": "m",
         "createdAt": "2026-01-02T03:04:05Z",
         "updatedAt": "2026-01-02T03:04:06Z",
+        "scheduleId": "tr-1",
     }
     assert status["lastObservedTime"] == "2026-11-23T12:00:00Z"
 
@@ -137,16 +223,31 @@ def test_vanished_job_keeps_its_id_for_the_user() -> None:
     assert status["remote"] == {"id": "arn:x", "state": "ABSENT"}
 
 
-def test_status_patch_clears_owned_keys_that_disappear_and_leaves_pending_create() -> None:
+def test_status_patch_clears_owned_keys_that_disappear() -> None:
     prior = {
-        **compute_status(JOB, Outcome(None, error=DENIED), {}, NOW, failed_inputs="h"),
+        **compute_status(JOB, Outcome(None, error=DENIED), {}, NOW, terminal=RECORD),
         "remote": {"id": "arn:x", "state": "ERROR", "errorCode": "E"},
-        "pendingCreate": {"startedAt": "2026-11-23T11:59:59Z"},
     }
     new = compute_status(JOB, Outcome(ACTIVE), prior, NOW)
     patch = status_patch(new, prior)
-    assert patch["failedInputs"] is None
+    assert (patch["failedInputs"], patch["terminalChecks"], patch["nextCheckTime"]) == (
+        None,
+        None,
+        None,
+    )
     assert patch["remote"]["errorCode"] is None
     assert patch["remote"]["state"] == "ACTIVE"
-    assert "pendingCreate" not in patch
     assert [c["type"] for c in patch["conditions"]] == ["Ready", "Synced"]  # Terminal dropped
+
+
+def test_status_patch_leaves_keys_it_does_not_own() -> None:
+    # status.pendingCreate (written by versions before the annotation marker) is not in the
+    # CRD any more: the API server prunes it, so this module no longer owns or clears it.
+    assert "pendingCreate" not in OWNED_KEYS
+    prior = {
+        **compute_status(JOB, Outcome(ACTIVE), {}, NOW),
+        "pendingCreate": {"startedAt": "2026-11-23T11:59:59Z"},
+    }
+    patch = status_patch(compute_status(JOB, Outcome(ACTIVE), prior, NOW), prior)
+    assert "pendingCreate" not in patch
+    assert set(patch) <= set(OWNED_KEYS)

@@ -79,7 +79,10 @@ RBAC rules on the namespaced resources the operator touches (see docs/helm.md, "
   syncjobs          get/list/watch: kopf's watch; patch: finalizer syncjob.dev/finalizer and
                     kopf's progress/diff-base annotations (prefix syncjob.dev).
   syncjobs/status   get/patch: status merge-patches (kopf and the operator's own writes).
-  secrets           get only: credentialsSecretRef / tokenSecretRef of a SyncJob, by name.
+  secrets           get: credentialsSecretRef / tokenSecretRef of a SyncJob, by name;
+                    list/watch: kopf's watch of the Secrets labelled syncjob.dev/secret-in-use;
+                    patch: add/remove that finalizer and label (nothing else: the admission
+                    policy in secret-protection.yaml refuses any other change by the operator).
   events            create: kopf posts v1 Events (it never patches or lists them).
 */}}
 {{- define "syncjob-operator.namespacedRules" -}}
@@ -91,10 +94,24 @@ RBAC rules on the namespaced resources the operator touches (see docs/helm.md, "
   verbs: [get, patch]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, list, watch, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- end -}}
+
+{{/* The operator's user name, as the API server sees its ServiceAccount token. */}}
+{{- define "syncjob-operator.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "syncjob-operator.serviceAccountName" .) -}}
+{{- end -}}
+
+{{/*
+The Secret-protection admission policy and its binding: cluster-scoped, so the name carries the
+release namespace as well (two releases of the same name in two namespaces are two operators).
+Neither part contains a dot, so the name is unambiguous; a DNS subdomain, up to 253 characters.
+*/}}
+{{- define "syncjob-operator.secretPolicyName" -}}
+{{- printf "%s-secret-protection.%s" (include "syncjob-operator.fullname" .) .Release.Namespace -}}
 {{- end -}}
 
 {{/* kopf peering keep-alives: watch the peering object, merge-patch our entry in it. */}}

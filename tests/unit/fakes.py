@@ -1,0 +1,158 @@
+"""Fakes for the unit tier: a provider, an identity writer, a Secret keeper and a claims index.
+
+The provider and the writer append to one shared journal, so a test can assert the order of
+remote calls and identity writes (the crash guard is all about that order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncjob_operator.model import PendingCreate, ProviderName, SyncJob
+from syncjob_operator.ownership import Claims, IndexKey, index_entries
+from syncjob_operator.providers.base import Observation, ProviderError
+from syncjob_operator.reconcile import Context
+
+FINGERPRINT = "content-1"
+NEW_ID = "id-new"
+CREATED = Observation(exists=True, remote_id=NEW_ID, state="CREATING", settled=False)
+
+WRITES = ("mark", "identity:")
+
+
+@dataclass
+class FakeProvider:
+    """Answers observe() from a queue (an unexpected call fails the test) and records calls."""
+
+    observations: list[Observation] = field(default_factory=list)
+    leftovers: list[Observation] = field(default_factory=list)
+    created: Observation = CREATED
+    fail: dict[str, ProviderError] = field(default_factory=dict)
+    journal: list[str] = field(default_factory=list)
+    marks_owner: bool = False
+    name: ProviderName = "AWSIoTTwinMaker"
+    created_for: list[SyncJob] = field(default_factory=list)
+
+    @property
+    def calls(self) -> list[str]:
+        """The remote calls only, without the identity writes."""
+        return [entry for entry in self.journal if not entry.startswith(WRITES)]
+
+    def _enter(self, call: str) -> None:
+        self.journal.append(call)
+        if call in self.fail:
+            raise self.fail[call]
+
+    async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
+        self._enter("observe-list" if shared_list else "observe")
+        assert self.observations, f"unexpected observe of {job.remote_id}"
+        return self.observations.pop(0)
+
+    async def create(self, job: SyncJob) -> Observation:
+        assert job.pending_create is not None, "create must see the persisted guard"
+        assert self.journal[-1] == "mark", "the marker must be written just before the create"
+        self._enter("create")
+        self.created_for.append(job)
+        return self.created
+
+    async def update(self, job: SyncJob, observed: Observation) -> Observation:
+        self._enter("update")
+        return dataclasses.replace(observed, up_to_date=True, drift=())
+
+    async def delete(self, job: SyncJob, observed: Observation) -> None:
+        self._enter(f"delete:{observed.remote_id}")
+
+    async def release(self, job: SyncJob, observed: Observation) -> None:
+        self._enter(f"release:{observed.remote_id}")
+
+    async def scope(self, job: SyncJob) -> Hashable:
+        return ("fake", "scope")
+
+    def fingerprint(self, job: SyncJob) -> str:
+        return FINGERPRINT
+
+    async def find_created(self, job: SyncJob) -> list[Observation]:
+        self._enter("find_created")
+        return list(self.leftovers)
+
+
+@dataclass
+class RecordingWriter:
+    """The IdentityWriter: records what reached the API server, in the shared journal."""
+
+    journal: list[str]
+    pending: list[PendingCreate] = field(default_factory=list)
+
+    async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
+        self.journal.append("mark")
+        self.pending.append(pending)
+
+    async def record_identity(self, job: SyncJob, remote_id: str) -> None:
+        self.journal.append(f"identity:{remote_id}")
+
+
+class FakeIndex:
+    """kopf's index of SyncJobs, filled through the operator's own index_entries()."""
+
+    def __init__(self, bodies: Iterable[Mapping[str, Any]] = ()) -> None:
+        self.entries: defaultdict[IndexKey, list[Any]] = defaultdict(list)
+        for one in bodies:
+            self.add(one)
+
+    def add(self, one: Mapping[str, Any]) -> None:
+        for key, value in index_entries(one).items():
+            self.entries[key].append(value)
+
+    def lookup(self, key: IndexKey) -> list[Any]:
+        return list(self.entries.get(key, []))
+
+
+def claims_of(*bodies: Mapping[str, Any]) -> Claims:
+    """Claims as the operator sees them when these SyncJobs exist."""
+    claims = Claims()
+    claims.attach(FakeIndex(bodies).lookup)
+    return claims
+
+
+def context(
+    provider: FakeProvider,
+    claims: Claims | None = None,
+    *,
+    answered: set[tuple[str, str]] | None = None,
+) -> tuple[Context, RecordingWriter]:
+    writer = RecordingWriter(provider.journal)
+    ctx = Context(
+        provider=provider,
+        writer=writer,
+        claims=Claims() if claims is None else claims,
+        answered=set() if answered is None else answered,
+    )
+    return ctx, writer
+
+
+@dataclass
+class FakeSecrets:
+    """A SecretKeeper: Secrets by (namespace, name) as (data, resourceVersion)."""
+
+    secrets: dict[tuple[str, str], tuple[dict[str, str], str]] = field(default_factory=dict)
+    protected: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    hold: str = "syncjob.dev/secret-in-use"  # the finalizer and label of this operator (shard)
+
+    async def read(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
+        found = self.secrets.get((namespace, name))
+        if found is None:
+            raise ProviderError(
+                "SecretNotFound", f"Secret {namespace}/{name} does not exist", retryable=False
+            )
+        return found
+
+    async def protect(self, namespace: str, name: str) -> None:
+        self.protected.append(f"{namespace}/{name}")
+
+    async def release(self, namespace: str, name: str) -> None:
+        self.released.append(f"{namespace}/{name}")

@@ -1,0 +1,437 @@
+"""handlers: terminal re-check timing, the Events of an outcome, and the guards in front of a
+reconcile, with a fake provider behind real Handlers and kopf's own Body and Patch types."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from typing import Any, cast
+
+import kopf
+import pytest
+
+from syncjob_operator.handlers import (
+    APPLY_PROGRESS,
+    Handlers,
+    Runtime,
+    Timing,
+    events,
+    inputs_hash,
+    terminal_check_due,
+    terminal_record,
+)
+from syncjob_operator.model import SyncJob
+from syncjob_operator.ownership import NOT_OWNED, OWNED_BY_ANOTHER
+from syncjob_operator.providers.base import ABSENT, ProviderError
+from syncjob_operator.reconcile import Outcome
+from syncjob_operator.status import TerminalRecord, compute_status
+from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingWriter
+from tests.unit.jobs import (
+    ACTIVE,
+    CREATING,
+    FAILED,
+    NOW,
+    TRUTO_SPEC,
+    TWINMAKER_JOB,
+    TWINMAKER_SPEC,
+    body,
+    orphan,
+)
+
+JOB = TWINMAKER_JOB
+DENIED = ProviderError("AccessDeniedException", "no", retryable=False, operation="CreateSyncJob")
+THROTTLED = ProviderError("ThrottlingException", "slow", retryable=True, operation="GetSyncJob")
+TIMING = Timing(terminal_recheck_seconds=10, terminal_recheck_cap_seconds=35)
+LOGGER = logging.getLogger("tests.unit.handlers")
+
+
+def _terminal_status(prior: dict[str, Any], record: TerminalRecord) -> dict[str, Any]:
+    return compute_status(JOB, Outcome(None, error=DENIED), prior, NOW, terminal=record)
+
+
+# --- terminal re-checks ---------------------------------------------------------------------
+
+
+def test_terminal_checks_double_per_unchanged_check_up_to_the_cap() -> None:
+    prior: dict[str, Any] = {}
+    seen: list[tuple[int, float]] = []
+    for _ in range(5):
+        record = terminal_record(prior, "h1", NOW, TIMING)
+        seen.append((record.checks, (record.next_check - NOW).total_seconds()))
+        prior = _terminal_status(prior, record)
+    assert seen == [(1, 10), (2, 20), (3, 35), (4, 35), (5, 35)]
+
+
+@pytest.mark.parametrize(
+    ("prior", "reason"),
+    [
+        pytest.param(
+            {"failedInputs": "h1", "terminalChecks": 4},
+            "no Terminal condition: the record is not about a terminal error any more",
+            id="no-terminal-condition",
+        ),
+        pytest.param({}, "nothing on record", id="first-failure"),
+    ],
+)
+def test_terminal_checks_start_over_without_a_terminal_on_record(
+    prior: dict[str, Any], reason: str
+) -> None:
+    record = terminal_record(prior, "h1", NOW, TIMING)
+    assert (record.checks, record.next_check) == (1, NOW + datetime.timedelta(seconds=10)), reason
+
+
+def test_terminal_checks_reset_when_the_inputs_change() -> None:
+    prior = _terminal_status({}, TerminalRecord("h1", 3, NOW))
+    record = terminal_record(prior, "h2", NOW, TIMING)
+    assert record == TerminalRecord("h2", 1, NOW + datetime.timedelta(seconds=10))
+    assert terminal_record(prior, "h1", NOW, TIMING).checks == 4  # the same inputs go on
+
+
+@pytest.mark.parametrize(
+    ("next_check", "due"),
+    [
+        pytest.param(None, True, id="nothing-scheduled"),
+        pytest.param("2026-11-23T11:59:59Z", True, id="past"),
+        pytest.param("2026-11-23T12:00:00Z", True, id="exactly-now"),
+        pytest.param("2026-11-23T12:00:01Z", False, id="future"),
+        pytest.param("2026-11-23T13:00:01+01:00", False, id="future-in-another-zone"),
+    ],
+)
+def test_terminal_check_due(next_check: str | None, due: bool) -> None:
+    prior = {} if next_check is None else {"nextCheckTime": next_check}
+    assert terminal_check_due(prior, NOW) is due
+
+
+async def test_inputs_hash_changes_with_spec_annotations_and_secret_versions() -> None:
+    truto = dataclasses.replace(JOB, spec=SyncJob.from_body(body(spec=TRUTO_SPEC)).spec)
+    secrets = FakeSecrets({("ns", "truto-token"): ({"token": "t"}, "v1")})
+    base = await inputs_hash(truto, secrets)
+    assert await inputs_hash(truto, secrets) == base  # stable
+    assert await inputs_hash(dataclasses.replace(truto, adopt=True), secrets) != base
+    assert await inputs_hash(dataclasses.replace(truto, external_id="t-1"), secrets) != base
+    assert await inputs_hash(JOB, secrets) != base  # another spec
+    rotated = FakeSecrets({("ns", "truto-token"): ({"token": "t2"}, "v2")})
+    assert await inputs_hash(truto, rotated) != base
+    missing = await inputs_hash(truto, FakeSecrets())  # SecretNotFound is an input too
+    assert missing not in (base, await inputs_hash(truto, rotated))
+
+
+# --- events ---------------------------------------------------------------------------------
+
+PRIOR_ACTIVE = compute_status(JOB, Outcome(ACTIVE), {}, NOW)
+PRIOR_ERROR = compute_status(JOB, Outcome(FAILED), {}, NOW)
+REFUSED = ProviderError(
+    OWNED_BY_ANOTHER, "remote job arn:x is owned by SyncJob other/job", retryable=False
+)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "prior", "kind", "expected"),
+    [
+        pytest.param(
+            Outcome(ACTIVE, "updated", drift=("tag extra", "tag team")), PRIOR_ACTIVE, "resync",
+            [("DriftCorrected", True, "remote job arn:x drifted (tag extra, tag team); corrected")],
+            id="drift-found-by-the-resync-is-a-warning-naming-the-fields",
+        ),
+        pytest.param(
+            Outcome(ACTIVE, "updated"), PRIOR_ACTIVE, "resync",
+            [("DriftCorrected", True, "remote job arn:x drifted (content); corrected")],
+            id="drift-without-names-still-says-what",
+        ),
+        pytest.param(
+            Outcome(ACTIVE, "updated", drift=("resources",)), PRIOR_ACTIVE, "apply",
+            [("UpdatedRemoteJob", False, "remote job arn:x updated")],
+            id="a-spec-update-is-normal",
+        ),
+        pytest.param(
+            Outcome(None, "released", detail="remote job arn:x is owned by SyncJob other/job"),
+            PRIOR_ACTIVE, "delete",
+            [(
+                "LeftRemoteJobAlone", False,
+                "remote job arn:x released: remote job arn:x is owned by SyncJob other/job",
+            )],
+            id="released-says-why",
+        ),
+        pytest.param(
+            Outcome(None, "released", detail="this SyncJob never created or claimed one"),
+            {}, "delete",
+            [(
+                "LeftRemoteJobAlone", False,
+                "remote job released: this SyncJob never created or claimed one",
+            )],
+            id="released-without-an-id-reads-well",
+        ),
+        pytest.param(
+            Outcome(None, "orphaned", error=DENIED), PRIOR_ACTIVE, "delete",
+            [(
+                "ReleaseFailed", True,
+                "orphaned without releasing the ownership mark: AccessDeniedException: no",
+            )],
+            id="a-failed-release-is-a-warning-and-not-also-a-normal-orphaned",
+        ),
+        pytest.param(
+            Outcome(None, "orphaned"), PRIOR_ACTIVE, "delete",
+            [("OrphanedRemoteJob", False, "remote job arn:x orphaned")],
+            id="orphaned",
+        ),
+        pytest.param(
+            Outcome(CREATING, "recreated"), PRIOR_ACTIVE, "resync",
+            [
+                ("RecreatedRemoteJob", False, "remote job arn:x recreated"),
+                ("RemoteJobMissing", True,
+                 "the remote job was deleted outside the operator; recreated it"),
+            ],
+            id="recreated-is-also-a-missing-warning",
+        ),
+        pytest.param(
+            Outcome(ABSENT), PRIOR_ACTIVE, "resync",
+            [("RemoteJobMissing", True, "the remote job was deleted outside the operator")],
+            id="vanished-under-orphan-is-reported-once",
+        ),
+        pytest.param(
+            Outcome(ABSENT), compute_status(JOB, Outcome(ABSENT), PRIOR_ACTIVE, NOW), "resync",
+            [], id="still-absent-is-not-reported-again",
+        ),
+        pytest.param(
+            Outcome(ABSENT, "deleted"), PRIOR_ACTIVE, "delete",
+            [("DeletedRemoteJob", False, "remote job arn:x deleted")],
+            id="gone-during-delete-is-not-missing",
+        ),
+        pytest.param(
+            Outcome(FAILED), PRIOR_ACTIVE, "resync",
+            [("RemoteJobFailed", True, "SYNC_CREATING_ERROR: boom")],
+            id="remote-error-the-first-time",
+        ),
+        pytest.param(Outcome(FAILED), PRIOR_ERROR, "resync", [], id="remote-error-only-once"),
+        pytest.param(
+            Outcome(None, error=THROTTLED), PRIOR_ACTIVE, "apply",
+            [("RemoteCallFailed", True,
+              "GetSyncJob: ThrottlingException: slow (will retry)")],
+            id="retryable-error-carries-the-synced-message",
+        ),
+        pytest.param(
+            Outcome(None, error=REFUSED), PRIOR_ACTIVE, "apply",
+            [("TerminalError", True,
+              "OwnedByAnother: remote job arn:x is owned by SyncJob other/job (will check"
+              " again later, or at once when the spec or its Secret changes)")],
+            id="a-refusal-is-a-terminal-warning",
+        ),
+        pytest.param(Outcome(ACTIVE), PRIOR_ACTIVE, "resync", [], id="nothing-happened"),
+        pytest.param(
+            Outcome(CREATING, "created"), {}, "apply",
+            [("CreatedRemoteJob", False, "remote job arn:x created")], id="created",
+        ),
+        pytest.param(
+            Outcome(ACTIVE, "recovered"), {}, "apply",
+            [("RecoveredRemoteJob", False, "remote job arn:x recovered")],
+            id="recovered-after-an-interrupted-create",
+        ),
+        pytest.param(
+            Outcome(ACTIVE, "adopted"), {}, "apply",
+            [("AdoptedRemoteJob", False, "remote job arn:x adopted")], id="adopted",
+        ),
+    ],
+)  # fmt: skip
+def test_events(
+    outcome: Outcome,
+    prior: dict[str, Any],
+    kind: Any,
+    expected: list[tuple[str, bool, str]],
+) -> None:
+    status = compute_status(JOB, outcome, prior, NOW)
+    remote_id = (status.get("remote") or {}).get("id", "")
+    found = events(outcome, prior, status, kind=kind, remote_id=remote_id)
+    assert [(e.reason, e.warning, e.message) for e in found] == expected
+
+
+# --- Handlers -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Posted:
+    events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    def event(self, obj: Any, *, type: str, reason: str, message: str = "") -> None:
+        self.events.append((type, reason, message))
+
+    def warn(self, obj: Any, *, reason: str, message: str = "") -> None:
+        self.events.append(("Warning", reason, message))
+
+
+@pytest.fixture
+def posted(monkeypatch: pytest.MonkeyPatch) -> Posted:
+    recorder = Posted()
+    monkeypatch.setattr("syncjob_operator.handlers.kopf.event", recorder.event)
+    monkeypatch.setattr("syncjob_operator.handlers.kopf.warn", recorder.warn)
+    return recorder
+
+
+def _body(one: dict[str, Any]) -> kopf.Body:
+    return kopf.Body(cast(kopf.RawBody, one))
+
+
+def _handlers(
+    provider: FakeProvider, secrets: FakeSecrets | None = None, timing: Timing = TIMING
+) -> Handlers:
+    return Handlers(
+        Runtime(
+            providers={"AWSIoTTwinMaker": provider},
+            writer=RecordingWriter(provider.journal),
+            secrets=FakeSecrets() if secrets is None else secrets,
+            timing=timing,
+        )
+    )
+
+
+OWNED_ACTIVE = dataclasses.replace(ACTIVE, remote_id="id-1")
+SYNCED = compute_status(JOB.with_remote_id("id-1"), Outcome(OWNED_ACTIVE), {}, NOW)
+RETRYING = compute_status(JOB, Outcome(None, error=THROTTLED), {}, NOW)
+STILL_CREATING = compute_status(JOB, Outcome(CREATING, "created"), {}, NOW)
+
+
+@pytest.mark.parametrize(
+    ("one", "reconciles"),
+    [
+        pytest.param(
+            body(external_id="id-1", status=SYNCED, deleting=True), False,
+            id="deleting-belongs-to-the-delete-handler",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=SYNCED, annotations={APPLY_PROGRESS: "{}"}), False,
+            id="kopf-progress-means-the-change-handler-retries-or-polls",
+        ),
+        pytest.param(
+            body(external_id="id-1", status={**SYNCED, "observedGeneration": 2}), False,
+            id="generation-mismatch-a-spec-change-is-being-handled",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=RETRYING, annotations={APPLY_PROGRESS: "{}"}),
+            False, id="synced-false-while-the-change-handler-backs-off",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=STILL_CREATING, annotations={APPLY_PROGRESS: "{}"}),
+            False, id="ready-creating-while-the-change-handler-polls",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=SYNCED), True, id="settled-and-in-step",
+        ),
+        pytest.param(
+            body(external_id="id-1"), True,
+            id="no-status-at-all-lost-or-restored-is-reconciled",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=RETRYING), True,
+            id="synced-false-left-without-kopf-progress-is-not-stuck",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=STILL_CREATING), True,
+            id="ready-creating-left-without-kopf-progress-is-not-stuck",
+        ),
+    ],
+)  # fmt: skip
+async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Posted) -> None:
+    provider = FakeProvider([OWNED_ACTIVE])
+    patch = kopf.Patch()
+    await _handlers(provider).resync(_body(one), patch, LOGGER)
+    if reconciles:
+        assert provider.calls == ["observe-list"]
+        assert patch["status"]["remote"]["id"] == "id-1"
+    else:
+        assert provider.calls == []
+        assert dict(patch) == {}
+        assert posted.events == []
+
+
+async def _terminal_body(next_check: datetime.datetime, inputs: str | None = None) -> kopf.Body:
+    """A SyncJob refused a job nobody owns (RemoteJobNotOwned) once, with its record."""
+    job = SyncJob.from_body(body())
+    refused = ProviderError(NOT_OWNED, "remote job arn:x already exists", retryable=False)
+    if inputs is None:
+        inputs = await inputs_hash(job, FakeSecrets())
+    status = compute_status(
+        job,
+        Outcome(None, error=refused),
+        {},
+        NOW,
+        terminal=TerminalRecord(inputs, 1, next_check),
+    )
+    return _body(body(status=status))
+
+
+async def test_a_terminal_error_not_due_makes_no_provider_call(posted: Posted) -> None:
+    provider = FakeProvider([ACTIVE])
+    secrets = FakeSecrets()
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    patch = kopf.Patch()
+    await _handlers(provider, secrets).apply(await _terminal_body(later), patch, 0, LOGGER)
+    assert provider.journal == []
+    assert dict(patch) == {}
+    assert posted.events == []
+    assert secrets.protected == []  # not even Secret protection: nothing was reconciled
+
+
+async def test_a_due_terminal_error_is_checked_once_and_backs_off_further(posted: Posted) -> None:
+    provider = FakeProvider([ACTIVE])  # still exists, still not ours
+    earlier = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError, match=NOT_OWNED):
+        await _handlers(provider).apply(await _terminal_body(earlier), patch, 0, LOGGER)
+    assert provider.journal == ["observe"]
+    assert patch["status"]["terminalChecks"] == 2
+    assert [(kind, reason) for kind, reason, _ in posted.events] == [("Warning", "TerminalError")]
+
+
+async def test_changed_inputs_are_checked_at_once_even_when_not_due(posted: Posted) -> None:
+    provider = FakeProvider([ACTIVE])
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        await _handlers(provider).apply(
+            await _terminal_body(later, inputs="before-the-fix"), patch, 0, LOGGER
+        )
+    assert provider.journal == ["observe"]
+    assert patch["status"]["terminalChecks"] == 1  # new inputs: the count starts over
+
+
+async def test_apply_creates_protects_secrets_and_posts_one_normal_event(
+    posted: Posted,
+) -> None:
+    provider = FakeProvider([ABSENT])
+    secrets = FakeSecrets()
+    one = body(spec={"awsIoTTwinMaker": {**TWINMAKER_SPEC["awsIoTTwinMaker"],
+                                         "credentialsSecretRef": {"name": "aws"}}})  # fmt: skip
+    patch = kopf.Patch()
+    with pytest.raises(kopf.TemporaryError):  # CREATING: poll until it settles
+        await _handlers(provider, secrets).apply(_body(one), patch, 0, LOGGER)
+    assert provider.journal == ["observe", "mark", "create", "identity:id-new"]
+    assert secrets.protected == ["ns/aws"]
+    assert patch["status"]["remote"]["id"] == "id-new"
+    assert posted.events == [("Normal", "CreatedRemoteJob", "remote job id-new created")]
+
+
+async def test_delete_of_an_orphan_never_blocks_on_a_failed_release(posted: Posted) -> None:
+    marked = dataclasses.replace(OWNED_ACTIVE, owner="ns/job")
+    provider = FakeProvider([marked], marks_owner=True, fail={"release:id-1": DENIED})
+    spec = orphan(JOB).spec.model_dump(by_alias=True, mode="json", exclude_none=True)
+    handlers = _handlers(provider)
+    handlers.runtime.claims.claim(JOB, "id-1")
+    patch = kopf.Patch()
+    await handlers.delete(
+        _body(body(spec=spec, external_id="id-1", deleting=True)), patch, 0, LOGGER
+    )  # no exception: the finalizer goes
+    assert provider.journal == ["observe", "release:id-1"]
+    assert [(kind, reason) for kind, reason, _ in posted.events] == [("Warning", "ReleaseFailed")]
+    assert handlers.runtime.claims.owner_of("AWSIoTTwinMaker", "id-1") is None  # forgotten
+
+
+async def test_delete_blocked_by_a_terminal_error_retries_slowly(posted: Posted) -> None:
+    provider = FakeProvider([OWNED_ACTIVE], fail={"delete:id-1": DENIED})
+    timing = dataclasses.replace(TIMING, delete_blocked_seconds=123)
+    patch = kopf.Patch()
+    with pytest.raises(kopf.TemporaryError) as raised:  # never Permanent: it would strand it
+        await _handlers(provider, timing=timing).delete(
+            _body(body(external_id="id-1", deleting=True)), patch, 0, LOGGER
+        )
+    assert raised.value.delay == 123
+    assert "deletionPolicy: Orphan" in str(raised.value)

@@ -1,0 +1,107 @@
+"""TwinMaker: the owner tag, and what one read lets the reconciler conclude."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+import pytest
+
+from syncjob_operator.model import SyncJobSpec
+from syncjob_operator.providers import twinmaker
+from syncjob_operator.providers.twinmaker import OWNER_TAG
+from tests.unit.jobs import TWINMAKER_JOB, TWINMAKER_SPEC
+
+ROLE = "arn:aws:iam::123456789012:role/r"
+JOB = dataclasses.replace(
+    TWINMAKER_JOB,
+    spec=SyncJobSpec.model_validate(
+        {"awsIoTTwinMaker": {**TWINMAKER_SPEC["awsIoTTwinMaker"], "tags": {"team": "a"}}}
+    ),
+)
+CREATED_AT = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+SUMMARY: dict[str, Any] = {
+    "arn": "arn:sync:1",
+    "status": {"state": "ACTIVE"},
+    "creationDateTime": CREATED_AT,
+}
+OURS = {"team": "a", OWNER_TAG: "ns/job"}
+
+
+def test_desired_tags_add_the_owner_tag_to_the_users_tags() -> None:
+    assert twinmaker.desired_tags(JOB) == OURS
+    assert twinmaker.desired_tags(TWINMAKER_JOB) == {OWNER_TAG: "ns/job"}
+
+
+@pytest.mark.parametrize(
+    ("tags", "role", "up_to_date", "owner", "drift", "conflict"),
+    [
+        pytest.param(
+            None, None, None, None, (), None,
+            id="tags-not-read-nothing-may-be-concluded",
+        ),
+        pytest.param(OURS, ROLE, True, "ns/job", (), None, id="ours-and-in-sync"),
+        pytest.param(
+            {**OURS, OWNER_TAG: "other/job"}, ROLE, False, "other/job", (f"tag {OWNER_TAG}",),
+            None, id="a-foreign-owner-tag-names-that-owner",
+        ),
+        pytest.param(
+            {"team": "a"}, ROLE, False, None, (f"tag {OWNER_TAG}",), None,
+            id="no-owner-tag-a-job-made-by-hand",
+        ),
+        pytest.param(
+            {**OURS, "extra": "x", "team": "b"}, ROLE, False, "ns/job",
+            ("tag extra", "tag team"), None, id="user-tag-drift-named-by-key-only",
+        ),
+        pytest.param(
+            OURS, "arn:aws:iam::123456789012:role/other", True, "ns/job", (),
+            "syncRole arn:aws:iam::123456789012:role/other",
+            id="a-different-role-is-a-conflict-no-update-can-fix",
+        ),
+        pytest.param(
+            None, "arn:aws:iam::123456789012:role/other", None, None, (),
+            "syncRole arn:aws:iam::123456789012:role/other",
+            id="role-conflict-judged-even-without-tags",
+        ),
+    ],
+)  # fmt: skip
+def test_observation_from_one_read(
+    tags: dict[str, str] | None,
+    role: str | None,
+    up_to_date: bool | None,
+    owner: str | None,
+    drift: tuple[str, ...],
+    conflict: str | None,
+) -> None:
+    observed = twinmaker._observation(SUMMARY, JOB, tags=tags, role=role)
+    assert (observed.up_to_date, observed.owner, observed.drift, observed.conflict) == (
+        up_to_date,
+        owner,
+        drift,
+        conflict,
+    )
+    assert (observed.remote_id, observed.created_at) == ("arn:sync:1", CREATED_AT)
+    assert observed.basis == {"tags": tags or {}}
+
+
+@pytest.mark.parametrize(
+    ("status", "ready", "settled", "failed"),
+    [
+        pytest.param({"state": "ACTIVE"}, True, True, False, id="active"),
+        pytest.param({"state": "CREATING"}, False, False, False, id="creating-moves-on-its-own"),
+        pytest.param({"state": "INITIALIZING"}, False, False, False, id="initializing"),
+        pytest.param({"state": "DELETING"}, False, False, False, id="deleting"),
+        pytest.param(
+            {"state": "ERROR", "error": {"code": "SYNC_CREATING_ERROR", "message": "boom"}},
+            False,
+            True,
+            True,
+            id="error-is-settled-and-failed",
+        ),
+    ],
+)
+def test_states(status: dict[str, Any], ready: bool, settled: bool, failed: bool) -> None:
+    observed = twinmaker._observation({**SUMMARY, "status": status}, JOB, tags=OURS)
+    assert (observed.ready, observed.settled, observed.failed) == (ready, settled, failed)
+    assert observed.error_code == status.get("error", {}).get("code")

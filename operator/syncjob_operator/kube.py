@@ -1,16 +1,23 @@
 """The Kubernetes side of the edge: Secret reads and protection, and the writes that cannot
-wait for kopf's end-of-handler patch (the create-pending marker and the new remote identity)."""
+wait for kopf's end-of-handler patch (the create-pending marker and the new remote identity).
+
+The official `kubernetes` client blocks, so every call runs on a bounded thread pool of its own
+(`KubeCalls`), never on kopf's event loop, as boto3's do."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
@@ -22,6 +29,22 @@ from syncjob_operator.providers.base import ProviderError
 
 GROUP, VERSION, PLURAL = "syncjob.dev", "v1alpha1", "syncjobs"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+T = TypeVar("T")
+
+
+class KubeCalls:
+    """Runs the official client's blocking calls on a bounded executor."""
+
+    def __init__(self, api: client.ApiClient, executor: Executor) -> None:
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self._executor = executor
+
+    async def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
 
 
 SECRET_HOLD = "syncjob.dev/secret-in-use"
@@ -59,8 +82,8 @@ class KubeSecrets:
     policy refuses any other change by the operator).
     """
 
-    def __init__(self, api: client.ApiClient, *, hold: str = SECRET_HOLD, ttl: float = 5.0) -> None:
-        self._core = client.CoreV1Api(api)
+    def __init__(self, kube: KubeCalls, *, hold: str = SECRET_HOLD, ttl: float = 5.0) -> None:
+        self._kube = kube
         self.hold = hold
         self._ttl = ttl
         self._cache: dict[tuple[str, str], _ReadSecret] = {}
@@ -75,14 +98,16 @@ class KubeSecrets:
             return cached
         self._cache.pop((namespace, name), None)
         try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
+            secret = await self._kube(self._kube.core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
             raise _secret_error(exc, namespace, name, "reading") from exc
+        meta = secret.metadata
+        assert meta is not None, "the API server always returns metadata"
         read = _ReadSecret(
             at=time.monotonic(),
             data={k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()},
-            version=str(secret.metadata.resource_version),
-            protected=self.hold in (secret.metadata.finalizers or []),
+            version=str(meta.resource_version),
+            protected=self.hold in (meta.finalizers or []),
         )
         self._cache[(namespace, name)] = read
         return read
@@ -105,23 +130,30 @@ class KubeSecrets:
             await self._set_protection(namespace, name, protected=False)
 
     async def _set_protection(self, namespace: str, name: str, *, protected: bool) -> None:
-        # A JSON patch edits the finalizer list in place, guarded by a test of the list it read.
-        current = await self._core.read_namespaced_secret(name, namespace)
-        finalizers = list(current.metadata.finalizers or [])
+        try:
+            await self._patch_protection(namespace, name, protected=protected)
+        except ApiException as exc:
+            raise _secret_error(exc, namespace, name, "protecting") from exc
+        finally:
+            self._cache.pop((namespace, name), None)
+
+    async def _patch_protection(self, namespace: str, name: str, *, protected: bool) -> None:
+        # A JSON patch edits the finalizer list in place, guarded by the version it read.
+        core = self._kube.core
+        meta = (await self._kube(core.read_namespaced_secret, name, namespace)).metadata
+        assert meta is not None, "the API server always returns metadata"
+        finalizers = list(meta.finalizers or [])
         wanted = [f for f in finalizers if f != self.hold]
         if protected:
             wanted.append(self.hold)
         if wanted == finalizers:
             return
+        version = meta.resource_version
         patch = [
-            {
-                "op": "test",
-                "path": "/metadata/resourceVersion",
-                "value": current.metadata.resource_version,
-            },
+            {"op": "test", "path": "/metadata/resourceVersion", "value": version},
             {"op": "add", "path": "/metadata/finalizers", "value": wanted},
         ]
-        labels = current.metadata.labels or {}
+        labels = meta.labels or {}
         label_path = "/metadata/labels/" + self.hold.replace("~", "~0").replace("/", "~1")
         if protected and labels.get(self.hold) != "true":
             if not labels:
@@ -129,17 +161,9 @@ class KubeSecrets:
             patch.append({"op": "add", "path": label_path, "value": "true"})
         elif not protected and self.hold in labels:
             patch.append({"op": "remove", "path": label_path})
-        try:
-            await self._core.patch_namespaced_secret(
-                name,
-                namespace,
-                patch,
-                _content_type="application/json-patch+json",  # type: ignore[call-arg]
-            )
-        except ApiException as exc:
-            raise _secret_error(exc, namespace, name, "protecting") from exc
-        finally:
-            self._cache.pop((namespace, name), None)
+        await self._kube(
+            core.patch_namespaced_secret, name, namespace, patch, _content_type=JSON_PATCH
+        )
 
 
 def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> ProviderError:
@@ -163,21 +187,22 @@ class KubeIdentityWriter:
     survive a backup restore, which drops status. Each patch names the object's uid, so it can
     never land on a re-created object of the same name."""
 
-    def __init__(self, api: client.ApiClient) -> None:
-        self._custom = client.CustomObjectsApi(api)
+    def __init__(self, kube: KubeCalls) -> None:
+        self._kube = kube
 
     async def _annotate(self, job: SyncJob, annotations: dict[str, str | None]) -> None:
         body = {"metadata": {"uid": job.uid, "annotations": annotations}}
         try:
-            await self._custom.patch_namespaced_custom_object(
+            await self._kube(
+                self._kube.custom.patch_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 job.namespace,
                 PLURAL,
                 job.name,
                 body,
-                # The generated client would pick strategic-merge, which custom resources reject.
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]
+                # Explicit: custom resources accept no strategic-merge patch.
+                _content_type=MERGE_PATCH,
             )
         except ApiException as exc:
             # Classified like a provider error, so reconcile returns it as a value and the

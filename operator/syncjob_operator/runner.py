@@ -8,18 +8,18 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 from aiohttp import web
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from syncjob_operator.handlers import Handlers, Runtime, Timing, configure_settings, register
-from syncjob_operator.kube import KubeIdentityWriter, KubeSecrets, secret_hold
+from syncjob_operator.kube import KubeCalls, KubeIdentityWriter, KubeSecrets, secret_hold
 from syncjob_operator.metrics import REGISTRY
 from syncjob_operator.providers.truto import DEFAULT_BASE_URL, TrutoProvider
 from syncjob_operator.providers.twinmaker import TwinMakerProvider
@@ -87,6 +87,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads for blocking boto3 calls",
     )
     parser.add_argument(
+        "--kube-workers",
+        type=int,
+        default=int(env("SYNCJOB_KUBE_WORKERS", "4")),
+        help="threads for the operator's own blocking Kubernetes calls (Secrets, annotations)",
+    )
+    parser.add_argument(
         "--twinmaker-endpoint-url",
         default=env("SYNCJOB_TWINMAKER_ENDPOINT_URL") or None,
         help="default TwinMaker endpoint when a SyncJob sets none",
@@ -102,20 +108,25 @@ def run(args: argparse.Namespace) -> int:
         log_prefix=args.log_format == "plain",
         log_refkey="object" if args.log_format == "json" else None,
     )
-    # boto3/botocore debug logs can include request signing details: keep them quiet.
-    for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore"):
+    # At DEBUG these clients log request and response bodies: Secret data (and kubectl's
+    # last-applied annotation, which carries stringData in clear), tokens, signing details.
+    # They stay at WARNING at every verbosity: secret values never reach the log.
+    for noisy in ("kubernetes", "botocore", "boto3", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(_run(args))
     return 0
 
 
-@contextlib.asynccontextmanager
-async def _kube_api() -> AsyncIterator[k8s_client.ApiClient]:
+@contextlib.contextmanager
+def _kube_api(workers: int) -> Iterator[k8s_client.ApiClient]:
+    configuration = k8s_client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        await k8s_config.load_kube_config()
-    async with k8s_client.ApiClient() as api:
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    # One pooled connection per worker thread: no call waits for a connection.
+    configuration.connection_pool_maxsize = workers
+    with k8s_client.ApiClient(configuration) as api:
         api.user_agent = "syncjob-operator"  # names the operator in managedFields
         yield api
 
@@ -157,52 +168,54 @@ async def _run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=args.aws_workers, thread_name_prefix="boto3") as executor:
-        async with _kube_api() as api:
-            secrets = KubeSecrets(api, hold=secret_hold(args.selector))
-            # A resync reads each scope once: list results live half a resync period.
-            list_ttl = args.resync_seconds / 2
-            truto = TrutoProvider(secrets, default_base_url=args.truto_base_url, list_ttl=list_ttl)
-            runtime = Runtime(
-                providers={
-                    "AWSIoTTwinMaker": TwinMakerProvider(
-                        secrets,
-                        executor,
-                        default_endpoint_url=args.twinmaker_endpoint_url,
-                        list_ttl=list_ttl,
-                    ),
-                    "Truto": truto,
-                },
-                writer=KubeIdentityWriter(api),
-                secrets=secrets,
-                timing=timing,
-            )
-            registry = kopf.OperatorRegistry()
-            register(registry, Handlers(runtime), labels=args.selector)
-            exact = bool(args.namespaces) and not any(
-                c in ns for ns in args.namespaces for c in "*?[!"
-            )
+    with (
+        ThreadPoolExecutor(max_workers=args.aws_workers, thread_name_prefix="boto3") as executor,
+        ThreadPoolExecutor(max_workers=args.kube_workers, thread_name_prefix="kube") as kube_pool,
+        _kube_api(args.kube_workers) as api,
+    ):
+        kube = KubeCalls(api, kube_pool)
+        secrets = KubeSecrets(kube, hold=secret_hold(args.selector))
+        # A resync reads each scope once: list results live half a resync period.
+        list_ttl = args.resync_seconds / 2
+        truto = TrutoProvider(secrets, default_base_url=args.truto_base_url, list_ttl=list_ttl)
+        runtime = Runtime(
+            providers={
+                "AWSIoTTwinMaker": TwinMakerProvider(
+                    secrets,
+                    executor,
+                    default_endpoint_url=args.twinmaker_endpoint_url,
+                    list_ttl=list_ttl,
+                ),
+                "Truto": truto,
+            },
+            writer=KubeIdentityWriter(kube),
+            secrets=secrets,
+            timing=timing,
+        )
+        registry = kopf.OperatorRegistry()
+        register(registry, Handlers(runtime), labels=args.selector)
+        exact = bool(args.namespaces) and not any(c in ns for ns in args.namespaces for c in "*?[!")
 
-            async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
-                configure_settings(settings, exact_namespaces=exact)
+        async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
+            configure_settings(settings, exact_namespaces=exact)
 
-            kopf.on.startup(registry=registry, id="configure")(configure)
-            kopf.on.login(registry=registry)(_login)
-            async with _metrics_server(args.metrics_address, ready):
-                await kopf.operator(
-                    registry=registry,
-                    clusterwide=not args.namespaces,
-                    namespaces=args.namespaces,
-                    standalone=args.peering is None,
-                    peering_name=args.peering,
-                    priority=args.priority,
-                    liveness_endpoint=args.liveness or None,
-                    ready_flag=ready,
-                    stop_flag=stop,
-                )
-            await truto.aclose()
+        kopf.on.startup(registry=registry, id="configure")(configure)
+        kopf.on.login(registry=registry)(_login)
+        async with _metrics_server(args.metrics_address, ready):
+            await kopf.operator(
+                registry=registry,
+                clusterwide=not args.namespaces,
+                namespaces=args.namespaces,
+                standalone=args.peering is None,
+                peering_name=args.peering,
+                priority=args.priority,
+                liveness_endpoint=args.liveness or None,
+                ready_flag=ready,
+                stop_flag=stop,
+            )
+        await truto.aclose()
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    # kopf's own logins: no pykube or sync kubernetes client is installed to do it for us.
+    # Explicit: kopf would otherwise pick a login by which client libraries are importable.
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)

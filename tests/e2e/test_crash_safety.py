@@ -118,24 +118,23 @@ def test_restart_changes_nothing_remote_for_unchanged_objects(
 
     before = remote_writes()
     assert before.count(1) == 2  # one create each, nothing else
-    observed_before = kubectl.json("get", "syncjob", "steady-twin", "-n", namespace)["status"][
-        "lastObservedTime"
-    ]
 
+    def observed() -> list[str]:
+        return [
+            kubectl.json("get", "syncjob", name, "-n", namespace)["status"]["lastObservedTime"]
+            for name in ("steady-twin", "steady-truto")
+        ]
+
+    observed_before = observed()
     operator.stop()
+    reads_before = _reads(emulators)
     _start(operator_factory, control_plane, emulators, tmp_path)
 
-    reads_before = _reads(emulators)
     # The resume handler re-reads each remote job (lastObservedTime moves) and writes nothing.
     wait_until(
-        lambda: (
-            kubectl.json("get", "syncjob", "steady-twin", "-n", namespace)["status"][
-                "lastObservedTime"
-            ]
-            != observed_before
-        ),
+        lambda: all(a != b for a, b in zip(observed(), observed_before, strict=True)),
         timeout=30,
-        what="resume observed the remote job",
+        what="resume observed both remote jobs",
     )
     assert remote_writes() == before
     reads_after = _reads(emulators)

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from syncjob_operator.handlers import Handlers, Runtime, Timing, configure_settings, register
 from syncjob_operator.kube import KubeCalls, KubeIdentityWriter, KubeSecrets, secret_hold
 from syncjob_operator.metrics import REGISTRY
+from syncjob_operator.model import ProviderName
+from syncjob_operator.providers.base import Provider
 from syncjob_operator.providers.truto import DEFAULT_BASE_URL, TrutoProvider
 from syncjob_operator.providers.twinmaker import TwinMakerProvider
 
@@ -177,7 +179,6 @@ async def _run(args: argparse.Namespace) -> None:
         secrets = KubeSecrets(kube, hold=secret_hold(args.selector))
         # A resync reads each scope once: list results live half a resync period.
         list_ttl = args.resync_seconds / 2
-        truto = TrutoProvider(secrets, default_base_url=args.truto_base_url, list_ttl=list_ttl)
         runtime = Runtime(
             providers={
                 "AWSIoTTwinMaker": TwinMakerProvider(
@@ -186,7 +187,9 @@ async def _run(args: argparse.Namespace) -> None:
                     default_endpoint_url=args.twinmaker_endpoint_url,
                     list_ttl=list_ttl,
                 ),
-                "Truto": truto,
+                "Truto": TrutoProvider(
+                    secrets, default_base_url=args.truto_base_url, list_ttl=list_ttl
+                ),
             },
             writer=KubeIdentityWriter(kube),
             secrets=secrets,
@@ -201,7 +204,7 @@ async def _run(args: argparse.Namespace) -> None:
 
         kopf.on.startup(registry=registry, id="configure")(configure)
         kopf.on.login(registry=registry)(_login)
-        async with _metrics_server(args.metrics_address, ready):
+        async with _metrics_server(args.metrics_address, ready), _closing(runtime.providers):
             await kopf.operator(
                 registry=registry,
                 clusterwide=not args.namespaces,
@@ -213,7 +216,15 @@ async def _run(args: argparse.Namespace) -> None:
                 ready_flag=ready,
                 stop_flag=stop,
             )
-        await truto.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _closing(providers: Mapping[ProviderName, Provider]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        for provider in providers.values():
+            await provider.aclose()
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

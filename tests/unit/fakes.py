@@ -72,6 +72,9 @@ class FakeProvider:
     async def scope(self, job: SyncJob) -> Hashable:
         return ("fake", "scope")
 
+    async def aclose(self) -> None:
+        self.journal.append("close")
+
     def fingerprint(self, job: SyncJob) -> str:
         return FINGERPRINT
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
+from starlette.applications import Starlette
 
 from syncjob_operator.emulators.faults import CallCounters, FaultBook, FaultRule
 from syncjob_operator.emulators.paging import InvalidPageToken, paginate
 from syncjob_operator.emulators.restjson import AwsError, load_service_model, validate
-from syncjob_operator.emulators.truto import RateLimiter, validate_cron
+from syncjob_operator.emulators.truto import RateLimiter, TrutoConfig, validate_cron
+from syncjob_operator.emulators.truto import create_app as create_truto
 from syncjob_operator.emulators.twinmaker import SyncJobRecord, Transition, sitewise_resources
+from syncjob_operator.emulators.twinmaker import create_app as twinmaker_app
 
 
 def test_pages_resume_after_the_last_key_even_when_items_vanish() -> None:
@@ -170,3 +177,46 @@ def test_synthesized_resources_follow_the_job_state() -> None:
     assert [r["externalId"] for r in errored] == [
         r["externalId"] for r in sitewise_resources(job, 103.5)
     ]
+
+
+def truto_app() -> Starlette:
+    return create_truto(TrutoConfig(tokens=frozenset({"t"})))
+
+
+@pytest.mark.parametrize(
+    ("app", "path"),
+    [
+        pytest.param(truto_app, "/sync-job", id="truto"),
+        pytest.param(twinmaker_app, "/workspaces/ws/sync-jobs/SITEWISE", id="twinmaker"),
+    ],
+)
+async def test_a_client_gone_mid_request_is_a_quiet_499_not_a_traceback(
+    app: Callable[[], Starlette], path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}  # the operator was SIGKILLed while sending
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", b"Bearer t"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
+    with caplog.at_level(logging.INFO):
+        await app()(scope, receive, send)
+
+    assert sent[0]["status"] == 499
+    assert [r.getMessage() for r in caplog.records] == [f"client disconnected during POST {path}"]

@@ -14,6 +14,8 @@ from syncjob_operator.handlers import Timing, retry_delay
 from syncjob_operator.model import PendingCreate, SyncJobSpec
 from syncjob_operator.providers import truto, twinmaker
 from syncjob_operator.providers.base import created_since
+from syncjob_operator.runner import _closing
+from tests.unit.fakes import FakeProvider
 
 
 def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:
@@ -179,3 +181,11 @@ def test_schedule_changes(
     expected: truto.ScheduleChanges,
 ) -> None:
     assert truto.schedule_changes(desired, triggers) == expected
+
+
+async def test_every_provider_is_closed_at_shutdown_even_after_a_crash() -> None:
+    providers = {"AWSIoTTwinMaker": FakeProvider(), "Truto": FakeProvider(name="Truto")}
+    with pytest.raises(RuntimeError):
+        async with _closing(providers):  # type: ignore[arg-type]
+            raise RuntimeError("kopf stopped")
+    assert [p.journal for p in providers.values()] == [["close"], ["close"]]

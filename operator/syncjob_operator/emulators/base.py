@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from syncjob_operator.emulators.faults import CallCounters, FaultBook, FaultRule
 
 ADMIN_PREFIX = "/_emulator"
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client went away
+
+logger = logging.getLogger("syncjob_operator.emulators")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that disconnects mid-request (an operator SIGKILLed by a crash test) is one
+    quiet line, not a traceback: nobody reads the answer."""
+    logger.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+EXCEPTION_HANDLERS: Mapping[Any, Callable[[Request, Exception], Any]] = {
+    ClientDisconnect: _client_gone
+}
 
 M = TypeVar("M", bound=BaseModel)
 

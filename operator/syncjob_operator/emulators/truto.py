@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from syncjob_operator.emulators.base import EmulatorCore
+from syncjob_operator.emulators.base import EXCEPTION_HANDLERS, EmulatorCore
 from syncjob_operator.emulators.faults import FaultRule
 from syncjob_operator.emulators.paging import InvalidPageToken, paginate
 from syncjob_operator.emulators.persistence import JsonStateFile
@@ -494,6 +494,6 @@ def _list_order(record: dict[str, Any]) -> str:
 
 def create_app(config: TrutoConfig | None = None) -> Starlette:
     emulator = TrutoEmulator(config or TrutoConfig())
-    app = Starlette(routes=emulator.routes())
+    app = Starlette(routes=emulator.routes(), exception_handlers=EXCEPTION_HANDLERS)
     app.state.emulator = emulator.core
     return app

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from syncjob_operator.emulators.base import (
     ADMIN_PREFIX,
+    EXCEPTION_HANDLERS,
     AdminBodyError,
     EmulatorCore,
     admin_error,
@@ -692,6 +693,10 @@ def sitewise_resources(job: SyncJobRecord, now: float) -> list[dict[str, Any]]:
 
 def create_app(config: TwinMakerConfig | None = None) -> Starlette:
     emulator = TwinMakerEmulator(config or TwinMakerConfig())
-    app = Starlette(routes=emulator.routes(), middleware=[Middleware(RouteOnRawPath)])
+    app = Starlette(
+        routes=emulator.routes(),
+        middleware=[Middleware(RouteOnRawPath)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
     app.state.emulator = emulator.core
     return app

@@ -112,6 +112,10 @@ class Provider(Protocol):
         first: same content, created since the marker. Empty where jobs are found by name."""
         ...
 
+    async def aclose(self) -> None:
+        """Releases the provider's connections; the runner calls it once, at shutdown."""
+        ...
+
 
 def created_since(pending: PendingCreate | None, created_at: datetime.datetime | None) -> bool:
     """Whether a remote job could be the one an interrupted create made (a little clock skew

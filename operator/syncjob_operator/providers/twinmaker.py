@@ -198,6 +198,11 @@ class TwinMakerProvider:
             self._clients[cache_key] = client
         return client, identity
 
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
     @staticmethod
     def _scope(spec: TwinMakerSpec, identity: str) -> tuple[str, str | None, str, str]:
         return (spec.region, spec.endpoint_url, identity, spec.workspace_id)

@@ -41,7 +41,8 @@ from syncjob_operator.status import (
     status_patch,
 )
 
-Kind = Literal["apply", "resync", "delete"]
+# What started a reconcile: a change (create, update, resume), the resync timer, a deletion.
+Trigger = Literal["apply", "resync", "delete"]
 
 _EVENT_REASONS = {
     "created": "CreatedRemoteJob",
@@ -86,7 +87,7 @@ class SecretKeeper(SecretReader, Protocol):
 
 
 @dataclass
-class Runtime:
+class HandlerDeps:
     """What the handlers need, built once at startup."""
 
     providers: Mapping[ProviderName, Provider]
@@ -160,7 +161,7 @@ def _parse(body: Mapping[str, Any]) -> SyncJob:
 
 
 class Handlers:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: HandlerDeps) -> None:
         self.runtime = runtime
 
     def _attach(self, kwargs: Mapping[str, Any]) -> None:
@@ -168,11 +169,11 @@ class Handlers:
         if index is not None:
             self.runtime.claims.attach(lambda key: index.get(key, ()))
 
-    async def apply(
+    async def on_change(
         self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **kwargs: Any
     ) -> None:
         self._attach(kwargs)
-        await self._apply(body, patch, retry, logger, kind="apply")
+        await self._apply(body, patch, retry, logger, trigger="apply")
 
     async def resync(
         self, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any
@@ -187,10 +188,16 @@ class Handlers:
         # No status at all: it was lost, or a restored object's kopf annotations told kopf it
         # was handled already. Reconcile it here: its identity annotation says which job is its.
         self._attach(kwargs)
-        await self._apply(body, patch, 0, logger, kind="resync")
+        await self._apply(body, patch, 0, logger, trigger="resync")
 
     async def _apply(
-        self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, *, kind: Kind
+        self,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        retry: int,
+        logger: kopf.Logger,
+        *,
+        trigger: Trigger,
     ) -> None:
         job = _parse(body)
         prior = dict(body.get("status") or {})
@@ -208,9 +215,9 @@ class Handlers:
         ctx = runtime.context(job)
         started = time.monotonic()
         async with runtime.locks[job.uid]:
-            outcome = await reconcile.apply(job, ctx, shared_list=kind == "resync")
+            outcome = await reconcile.converge(job, ctx, shared_list=trigger == "resync")
             deadline = started + runtime.timing.resync_seconds
-            while kind == "resync" and not outcome.done and outcome.error is None:
+            while trigger == "resync" and not outcome.done and outcome.error is None:
                 # Recreated by the timer: follow it until it settles, as a change handler would,
                 # but never hold the object's lock past one resync period.
                 if time.monotonic() > deadline:
@@ -218,14 +225,14 @@ class Handlers:
                 await asyncio.sleep(runtime.timing.poll_seconds)
                 known = outcome.observation.remote_id if outcome.observation else None
                 job = job.with_remote_id(known)
-                outcome = await reconcile.apply(job, ctx)
-        RECONCILE_SECONDS.labels(job.spec.provider, kind).observe(time.monotonic() - started)
+                outcome = await reconcile.converge(job, ctx)
+        RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
         terminal = None
         if outcome.error is not None and not outcome.error.retryable:
             inputs = await inputs_hash(job, runtime.secrets)
             terminal = terminal_record(prior, inputs, now, runtime.timing)
-        self._conclude(body, patch, job, prior, outcome, logger, kind=kind, terminal=terminal)
-        if kind == "apply":
+        self._conclude(body, patch, job, prior, outcome, logger, trigger=trigger, terminal=terminal)
+        if trigger == "apply":
             self._signal(job, outcome, retry)
 
     async def _protect_secrets(self, job: SyncJob, logger: kopf.Logger) -> None:
@@ -247,7 +254,7 @@ class Handlers:
         runtime = self.runtime
         async with runtime.locks[job.uid]:
             outcome = await reconcile.remove(job, runtime.context(job))
-        self._conclude(body, patch, job, prior, outcome, logger, kind="delete", terminal=None)
+        self._conclude(body, patch, job, prior, outcome, logger, trigger="delete", terminal=None)
         error = outcome.error
         if outcome.action != "orphaned":
             if error is not None and not error.retryable:
@@ -317,18 +324,18 @@ class Handlers:
         outcome: Outcome,
         logger: kopf.Logger,
         *,
-        kind: Kind,
+        trigger: Trigger,
         terminal: TerminalRecord | None,
     ) -> None:
         now = datetime.datetime.now(datetime.UTC)
         status = compute_status(job, outcome, prior, now, terminal=terminal)
         patch.status.update(status_patch(status, prior))
         error = outcome.error
-        RECONCILES.labels(job.spec.provider, kind, _outcome_label(outcome)).inc()
+        RECONCILES.labels(job.spec.provider, trigger, _outcome_label(outcome)).inc()
         state = (status.get("remote") or {}).get("state", "UNKNOWN")
         OBJECT_STATES.states[job.uid] = (job.spec.provider, state)
         remote_id = (status.get("remote") or {}).get("id", "")
-        for event in events(outcome, prior, status, kind=kind, remote_id=remote_id):
+        for event in events(outcome, prior, status, trigger=trigger, remote_id=remote_id):
             if event.warning:
                 kopf.warn(body, reason=event.reason, message=event.message)
                 logger.warning(event.message)
@@ -352,14 +359,14 @@ def events(
     prior: Mapping[str, Any],
     status: Mapping[str, Any],
     *,
-    kind: Kind,
+    trigger: Trigger,
     remote_id: str,
 ) -> list[Event]:
     """The Events one reconcile posts, as a pure function of its outcome and the status."""
     found: list[Event] = []
     error = outcome.error
     action = outcome.action
-    if action == "updated" and kind == "resync":
+    if action == "updated" and trigger == "resync":
         what = ", ".join(outcome.drift) or "content"
         found.append(
             Event("DriftCorrected", f"remote job {remote_id} drifted ({what}); corrected", True)
@@ -386,7 +393,7 @@ def events(
     if observed is not None and observed.failed and prior_state != "ERROR":
         found.append(Event("RemoteJobFailed", condition_message(status, READY) or "", True))
     vanished = observed is not None and not observed.exists and prior_state not in (None, "ABSENT")
-    if action == "recreated" or (vanished and kind != "delete"):
+    if action == "recreated" or (vanished and trigger != "delete"):
         then = "; recreated it" if action == "recreated" else ""
         message = f"the remote job was deleted outside the operator{then}"
         found.append(Event("RemoteJobMissing", message, True))
@@ -409,10 +416,10 @@ def register(
     """Registers every handler on `registry`; `labels` restricts this instance to a shard."""
     selector: dict[str, Any] = dict(labels or {})
     resource = (GROUP, VERSION, PLURAL)
-    kopf.on.resume(*resource, registry=registry, labels=selector, id="apply")(handlers.apply)
-    kopf.on.create(*resource, registry=registry, labels=selector, id="apply")(handlers.apply)
+    kopf.on.resume(*resource, registry=registry, labels=selector, id="apply")(handlers.on_change)
+    kopf.on.create(*resource, registry=registry, labels=selector, id="apply")(handlers.on_change)
     kopf.on.update(*resource, registry=registry, labels=selector, field="spec", id="apply")(
-        handlers.apply
+        handlers.on_change
     )
     kopf.on.delete(*resource, registry=registry, labels=selector, id="delete")(handlers.delete)
     # Every SyncJob's claim, owner name and Secrets, complete before any handler runs (kopf

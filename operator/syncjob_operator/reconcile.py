@@ -76,7 +76,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
-async def apply(job: SyncJob, ctx: Context, *, shared_list: bool = False) -> Outcome:
+async def converge(job: SyncJob, ctx: Context, *, shared_list: bool = False) -> Outcome:
     """Brings the remote job in line with the spec (create, claim, adopt, update or nothing)."""
     provider = ctx.provider
     job = ctx.claims.recorded_identity(job)

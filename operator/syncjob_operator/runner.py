@@ -18,7 +18,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from syncjob_operator.handlers import Handlers, Runtime, Timing, configure_settings, register
+from syncjob_operator.handlers import HandlerDeps, Handlers, Timing, configure_settings, register
 from syncjob_operator.kube import KubeCalls, KubeIdentityWriter, KubeSecrets, secret_hold
 from syncjob_operator.metrics import REGISTRY
 from syncjob_operator.model import ProviderName
@@ -179,7 +179,7 @@ async def _run(args: argparse.Namespace) -> None:
         secrets = KubeSecrets(kube, hold=secret_hold(args.selector))
         # A resync reads each scope once: list results live half a resync period.
         list_ttl = args.resync_seconds / 2
-        runtime = Runtime(
+        runtime = HandlerDeps(
             providers={
                 "AWSIoTTwinMaker": TwinMakerProvider(
                     secrets,

@@ -38,7 +38,7 @@ TERMINAL = "Terminal"
 AVAILABLE = "Available"
 CREATING = "Creating"
 DELETING = "Deleting"
-ABSENT = "RemoteAbsent"
+REMOTE_ABSENT = "RemoteAbsent"
 REMOTE_ERROR = "RemoteError"
 UNOBSERVED = "Unobserved"
 RECONCILE_SUCCESS = "ReconcileSuccess"
@@ -54,22 +54,24 @@ class TerminalRecord:
     next_check: datetime.datetime
 
 
-def condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
+def condition(status: Mapping[str, Any], condition_type: str) -> Mapping[str, Any] | None:
+    return next(
+        (c for c in status.get("conditions") or [] if c.get("type") == condition_type), None
+    )
 
 
-def condition_status(status: Mapping[str, Any], kind: str) -> str | None:
-    found = condition(status, kind)
+def condition_status(status: Mapping[str, Any], condition_type: str) -> str | None:
+    found = condition(status, condition_type)
     return None if found is None else found.get("status")
 
 
-def condition_reason(status: Mapping[str, Any], kind: str) -> str | None:
-    found = condition(status, kind)
+def condition_reason(status: Mapping[str, Any], condition_type: str) -> str | None:
+    found = condition(status, condition_type)
     return None if found is None else found.get("reason")
 
 
-def condition_message(status: Mapping[str, Any], kind: str) -> str | None:
-    found = condition(status, kind)
+def condition_message(status: Mapping[str, Any], condition_type: str) -> str | None:
+    found = condition(status, condition_type)
     return None if found is None else found.get("message")
 
 
@@ -111,7 +113,7 @@ def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[st
     if job.deleting or outcome.action in ("deleting", "deleted", "orphaned"):
         return "False", DELETING, f"remote state {observed.state or 'ABSENT'}"
     if not observed.exists:
-        return "False", ABSENT, "the remote job does not exist"
+        return "False", REMOTE_ABSENT, "the remote job does not exist"
     if observed.failed:
         return (
             "False",
@@ -138,13 +140,17 @@ def _synced(outcome: Outcome, terminal: TerminalRecord | None) -> tuple[str, str
 
 
 def _condition(
-    kind: str, value: tuple[str, str, str], generation: int, prior: Mapping[str, Any], now: str
+    condition_type: str,
+    value: tuple[str, str, str],
+    generation: int,
+    prior: Mapping[str, Any],
+    now: str,
 ) -> dict[str, Any]:
     status, reason, message = value
-    previous = condition(prior, kind)
+    previous = condition(prior, condition_type)
     since = previous["lastTransitionTime"] if previous and previous.get("status") == status else now
     return {
-        "type": kind,
+        "type": condition_type,
         "status": status,
         "reason": reason,
         "message": message[:32768],

@@ -13,8 +13,8 @@ import pytest
 
 from syncjob_operator.handlers import (
     APPLY_PROGRESS,
+    HandlerDeps,
     Handlers,
-    Runtime,
     Timing,
     events,
     inputs_hash,
@@ -127,7 +127,7 @@ REFUSED = ProviderError(
 
 
 @pytest.mark.parametrize(
-    ("outcome", "prior", "kind", "expected"),
+    ("outcome", "prior", "trigger", "expected"),
     [
         pytest.param(
             Outcome(ACTIVE, "updated", drift=("tag extra", "tag team")), PRIOR_ACTIVE, "resync",
@@ -236,12 +236,12 @@ REFUSED = ProviderError(
 def test_events(
     outcome: Outcome,
     prior: dict[str, Any],
-    kind: Any,
+    trigger: Any,
     expected: list[tuple[str, bool, str]],
 ) -> None:
     status = compute_status(JOB, outcome, prior, NOW)
     remote_id = (status.get("remote") or {}).get("id", "")
-    found = events(outcome, prior, status, kind=kind, remote_id=remote_id)
+    found = events(outcome, prior, status, trigger=trigger, remote_id=remote_id)
     assert [(e.reason, e.warning, e.message) for e in found] == expected
 
 
@@ -275,7 +275,7 @@ def _handlers(
     provider: FakeProvider, secrets: FakeSecrets | None = None, timing: Timing = TIMING
 ) -> Handlers:
     return Handlers(
-        Runtime(
+        HandlerDeps(
             providers={"AWSIoTTwinMaker": provider},
             writer=RecordingWriter(provider.journal),
             secrets=FakeSecrets() if secrets is None else secrets,
@@ -364,7 +364,7 @@ async def test_a_terminal_error_not_due_makes_no_provider_call(posted: Posted) -
     secrets = FakeSecrets()
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
     patch = kopf.Patch()
-    await _handlers(provider, secrets).apply(await _terminal_body(later), patch, 0, LOGGER)
+    await _handlers(provider, secrets).on_change(await _terminal_body(later), patch, 0, LOGGER)
     assert provider.journal == []
     assert dict(patch) == {}
     assert posted.events == []
@@ -376,7 +376,7 @@ async def test_a_due_terminal_error_is_checked_once_and_backs_off_further(posted
     earlier = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError, match=NOT_OWNED):
-        await _handlers(provider).apply(await _terminal_body(earlier), patch, 0, LOGGER)
+        await _handlers(provider).on_change(await _terminal_body(earlier), patch, 0, LOGGER)
     assert provider.journal == ["observe"]
     assert patch["status"]["terminalChecks"] == 2
     assert [(kind, reason) for kind, reason, _ in posted.events] == [("Warning", "TerminalError")]
@@ -387,7 +387,7 @@ async def test_changed_inputs_are_checked_at_once_even_when_not_due(posted: Post
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError):
-        await _handlers(provider).apply(
+        await _handlers(provider).on_change(
             await _terminal_body(later, inputs="before-the-fix"), patch, 0, LOGGER
         )
     assert provider.journal == ["observe"]
@@ -403,7 +403,7 @@ async def test_apply_creates_protects_secrets_and_posts_one_normal_event(
                                          "credentialsSecretRef": {"name": "aws"}}})  # fmt: skip
     patch = kopf.Patch()
     with pytest.raises(kopf.TemporaryError):  # CREATING: poll until it settles
-        await _handlers(provider, secrets).apply(_body(one), patch, 0, LOGGER)
+        await _handlers(provider, secrets).on_change(_body(one), patch, 0, LOGGER)
     assert provider.journal == ["observe", "mark", "create", "identity:id-new"]
     assert secrets.protected == ["ns/aws"]
     assert patch["status"]["remote"]["id"] == "id-new"

@@ -1,4 +1,4 @@
-"""reconcile.apply against a fake provider: every case says why it exists."""
+"""reconcile.converge against a fake provider: every case says why it exists."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from syncjob_operator.model import PendingCreate, SyncJob
 from syncjob_operator.ownership import ADOPTION_CONFLICT, NOT_OWNED, OWNED_BY_ANOTHER
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
-from syncjob_operator.reconcile import CREATE_IN_FLIGHT, apply
+from syncjob_operator.reconcile import CREATE_IN_FLIGHT, converge
 from tests.unit.fakes import CREATED, FINGERPRINT, NEW_ID, FakeProvider, claims_of, context
 from tests.unit.jobs import TWINMAKER_JOB, body, orphan
 
@@ -112,7 +112,7 @@ async def test_who_may_act_on_an_existing_remote_job(
 ) -> None:
     provider = FakeProvider([observed])
     ctx, _ = context(provider, claims_of(*index))
-    outcome = await apply(job, ctx)
+    outcome = await converge(job, ctx)
     assert outcome.action == action
     assert (outcome.error.code if outcome.error else None) == error
     assert provider.journal == journal
@@ -125,7 +125,7 @@ async def test_who_may_act_on_an_existing_remote_job(
 async def test_an_absent_job_is_created_with_the_marker_before_and_identity_after() -> None:
     provider = FakeProvider([ABSENT])
     ctx, writer = context(provider)
-    outcome = await apply(JOB, ctx)
+    outcome = await converge(JOB, ctx)
     assert outcome.action == "created"
     assert outcome.observation == CREATED
     assert not outcome.done  # CREATING: the handler keeps polling
@@ -146,7 +146,7 @@ async def test_a_create_that_lands_on_a_job_owned_by_another_is_refused() -> Non
     taken = dataclasses.replace(ACTIVE, owner="other/job")
     provider = FakeProvider([ABSENT], created=taken, marks_owner=True)
     ctx, _ = context(provider, claims_of(OTHER_LIVE))
-    outcome = await apply(JOB, ctx)
+    outcome = await converge(JOB, ctx)
     assert outcome.error is not None
     assert outcome.error.code == OWNED_BY_ANOTHER
     assert provider.journal == ["observe", "mark", "create"]  # no identity recorded
@@ -156,7 +156,7 @@ async def test_a_create_of_a_marking_provider_that_names_us_is_recorded() -> Non
     mine = dataclasses.replace(CREATED, owner="ns/job")
     provider = FakeProvider([ABSENT], created=mine, marks_owner=True)
     ctx, _ = context(provider)
-    outcome = await apply(JOB, ctx)
+    outcome = await converge(JOB, ctx)
     assert (outcome.action, outcome.error) == ("created", None)
     assert provider.journal[-1] == f"identity:{NEW_ID}"
 
@@ -171,7 +171,7 @@ async def test_a_pending_marker_claims_the_oldest_leftover_nobody_else_claimed()
     claimed_by_other = body(namespace="other", name="job", uid="u2", external_id="id-a")
     provider = FakeProvider([ABSENT], leftovers=leftovers)
     ctx, writer = context(provider, claims_of(claimed_by_other))
-    outcome = await apply(job, ctx)
+    outcome = await converge(job, ctx)
     assert outcome.action == "recovered"
     assert outcome.observation is not None
     assert outcome.observation.remote_id == "id-b"
@@ -187,7 +187,7 @@ async def test_leftovers_all_claimed_by_others_are_not_taken() -> None:
     job = dataclasses.replace(JOB, pending_create=_pending(600))
     provider = FakeProvider([ABSENT], leftovers=[dataclasses.replace(ACTIVE, remote_id="id-a")])
     ctx, _ = context(provider, claims_of(body(uid="u2", name="x", external_id="id-a")))
-    outcome = await apply(job, ctx)
+    outcome = await converge(job, ctx)
     assert outcome.action == "created"
     assert provider.journal == ["observe", "find_created", "mark", "create", f"identity:{NEW_ID}"]
 
@@ -196,7 +196,7 @@ async def test_a_fresh_marker_of_a_dead_process_waits_instead_of_creating() -> N
     job = dataclasses.replace(JOB, pending_create=_pending(5))
     provider = FakeProvider([ABSENT])
     ctx, _ = context(provider)
-    outcome = await apply(job, ctx)
+    outcome = await converge(job, ctx)
     assert outcome.error is not None
     assert outcome.error.code == CREATE_IN_FLIGHT
     assert outcome.error.retryable
@@ -209,7 +209,7 @@ async def test_an_old_marker_creates_again() -> None:
     job = dataclasses.replace(JOB, pending_create=_pending(120))
     provider = FakeProvider([ABSENT])
     ctx, writer = context(provider)
-    outcome = await apply(job, ctx)
+    outcome = await converge(job, ctx)
     assert outcome.action == "created"
     assert provider.journal == ["observe", "find_created", "mark", "create", f"identity:{NEW_ID}"]
     [pending] = writer.pending
@@ -221,7 +221,7 @@ async def test_a_create_answered_in_this_process_does_not_wait() -> None:
     job = dataclasses.replace(JOB, pending_create=pending)
     provider = FakeProvider([ABSENT])
     ctx, _ = context(provider, answered={(JOB.uid, pending.encode())})
-    outcome = await apply(job, ctx)
+    outcome = await converge(job, ctx)
     assert (outcome.action, outcome.error) == ("created", None)
     assert "create" in provider.journal
 
@@ -239,7 +239,7 @@ async def test_a_failed_create_counts_as_answered_only_when_the_remote_answered(
     error = ProviderError("Timeout", reason, retryable=True, answered=answered)
     provider = FakeProvider([ABSENT], fail={"create": error})
     ctx, writer = context(provider)
-    outcome = await apply(JOB, ctx)
+    outcome = await converge(JOB, ctx)
     assert outcome.error is error
     [pending] = writer.pending
     assert ((JOB.uid, pending.encode()) in ctx.answered) is answered
@@ -250,7 +250,7 @@ async def test_a_shared_list_that_could_not_judge_is_confirmed_by_a_fresh_read()
     unjudged = dataclasses.replace(ACTIVE, up_to_date=None)
     provider = FakeProvider([unjudged, DRIFTED])
     ctx, _ = context(provider)
-    outcome = await apply(OWNED, ctx, shared_list=True)
+    outcome = await converge(OWNED, ctx, shared_list=True)
     assert provider.calls == ["observe-list", "observe", "update"]
     assert outcome.action == "updated"
 
@@ -258,7 +258,7 @@ async def test_a_shared_list_that_could_not_judge_is_confirmed_by_a_fresh_read()
 async def test_a_shared_list_absence_is_confirmed_before_creating() -> None:
     provider = FakeProvider([ABSENT, ACTIVE])
     ctx, _ = context(provider)
-    outcome = await apply(OWNED, ctx, shared_list=True)
+    outcome = await converge(OWNED, ctx, shared_list=True)
     assert provider.calls == ["observe-list", "observe"]
     assert outcome.action == "none"
 
@@ -266,7 +266,7 @@ async def test_a_shared_list_absence_is_confirmed_before_creating() -> None:
 async def test_a_shared_list_that_judged_everything_needs_no_second_read() -> None:
     provider = FakeProvider([ACTIVE])
     ctx, _ = context(provider)
-    outcome = await apply(OWNED, ctx, shared_list=True)
+    outcome = await converge(OWNED, ctx, shared_list=True)
     assert (provider.calls, outcome.action) == (["observe-list"], "none")
 
 
@@ -290,7 +290,7 @@ async def test_drift_is_updated_only_on_a_settled_healthy_job(
 ) -> None:
     provider = FakeProvider([observed])
     ctx, _ = context(provider)
-    outcome = await apply(OWNED, ctx)
+    outcome = await converge(OWNED, ctx)
     assert outcome.action == action
     assert provider.calls.count("update") == updates
     assert outcome.drift == (("tag team",) if updates else ())
@@ -299,7 +299,7 @@ async def test_drift_is_updated_only_on_a_settled_healthy_job(
 async def test_an_adopted_drifted_job_is_adopted_and_updated_in_one_pass() -> None:
     provider = FakeProvider([DRIFTED])
     ctx, _ = context(provider)
-    outcome = await apply(ADOPTING, ctx)
+    outcome = await converge(ADOPTING, ctx)
     assert (outcome.action, outcome.drift) == ("adopted", ("tag team",))
     assert provider.journal == ["observe", "identity:id-1", "update"]
 
@@ -307,7 +307,7 @@ async def test_an_adopted_drifted_job_is_adopted_and_updated_in_one_pass() -> No
 async def test_a_vanished_job_is_recreated_under_delete() -> None:
     provider = FakeProvider([ABSENT])
     ctx, _ = context(provider)
-    outcome = await apply(OWNED, ctx)
+    outcome = await converge(OWNED, ctx)
     assert outcome.action == "recreated"
     assert provider.journal == ["observe", "mark", "create", f"identity:{NEW_ID}"]
 
@@ -315,7 +315,7 @@ async def test_a_vanished_job_is_recreated_under_delete() -> None:
 async def test_a_vanished_job_is_left_alone_under_orphan() -> None:
     provider = FakeProvider([ABSENT])
     ctx, _ = context(provider)
-    outcome = await apply(orphan(OWNED), ctx)
+    outcome = await converge(orphan(OWNED), ctx)
     assert (outcome.action, outcome.error, outcome.observation) == ("none", None, ABSENT)
     assert provider.journal == ["observe"]
 
@@ -326,7 +326,7 @@ async def test_provider_errors_come_back_as_values(failing: str) -> None:
     job = dataclasses.replace(JOB, pending_create=_pending(600))
     provider = FakeProvider([ABSENT], fail={failing: error})
     ctx, _ = context(provider)
-    outcome = await apply(job, ctx)
+    outcome = await converge(job, ctx)
     assert outcome.error is error
     assert not outcome.done
 
@@ -335,8 +335,8 @@ async def test_a_body_older_than_our_identity_write_neither_creates_nor_misses_t
     # The first reconcile created id-new; a second handler runs on a body from before that.
     provider = FakeProvider([ABSENT, dataclasses.replace(CREATED, remote_id=NEW_ID)])
     ctx, _ = context(provider)
-    await apply(JOB, ctx)
-    outcome = await apply(JOB, ctx)
+    await converge(JOB, ctx)
+    outcome = await converge(JOB, ctx)
     assert outcome.action == "none"
     assert provider.calls == ["observe", "create", "observe"]
 
@@ -345,8 +345,8 @@ async def test_a_body_older_than_a_recreate_does_not_create_a_second_job() -> No
     # id-1 vanished and was recreated as id-new; a handler parsed its body before that.
     provider = FakeProvider([ABSENT, CREATED])  # id-1 absent, then id-new read
     ctx, _ = context(provider)
-    assert (await apply(OWNED, ctx)).action == "recreated"
-    outcome = await apply(OWNED, ctx)  # the stale body still says id-1
+    assert (await converge(OWNED, ctx)).action == "recreated"
+    outcome = await converge(OWNED, ctx)  # the stale body still says id-1
     assert provider.calls.count("create") == 1
     assert outcome.action == "none"
 
@@ -355,6 +355,6 @@ async def test_a_name_taken_then_freed_during_create_is_retried_not_judged() -> 
     # TwinMaker answered ConflictException, and the job holding the name was gone on re-read.
     provider = FakeProvider([ABSENT], created=ABSENT)
     ctx, _ = context(provider)
-    outcome = await apply(JOB, ctx)
+    outcome = await converge(JOB, ctx)
     assert outcome.error is not None
     assert (outcome.error.code, outcome.error.retryable) == ("CreateConflict", True)

@@ -11,7 +11,7 @@ import pytest
 from syncjob_operator.model import PendingCreate, SyncJob
 from syncjob_operator.ownership import NOT_OWNED
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
-from syncjob_operator.reconcile import CREATE_IN_FLIGHT, apply, remove
+from syncjob_operator.reconcile import CREATE_IN_FLIGHT, converge, remove
 from tests.unit.fakes import CREATED, FINGERPRINT, NEW_ID, FakeProvider, claims_of, context
 from tests.unit.jobs import TWINMAKER_JOB, body, orphan
 
@@ -232,6 +232,6 @@ async def test_delete_errors_come_back_as_values(failing: str) -> None:
 async def test_a_body_older_than_a_recreate_deletes_the_recreated_job() -> None:
     provider = FakeProvider([ABSENT, dataclasses.replace(CREATED, settled=True), ABSENT])
     ctx, _ = context(provider)
-    assert (await apply(OWNED, ctx)).action == "recreated"  # id-1 absent: id-new created
+    assert (await converge(OWNED, ctx)).action == "recreated"  # id-1 absent: id-new created
     await remove(OWNED, ctx)  # the stale body still says id-1; id-new is read, then deleted
     assert f"delete:{NEW_ID}" in provider.journal

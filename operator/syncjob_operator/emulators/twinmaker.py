@@ -142,7 +142,7 @@ class WorkspaceRecord(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class Outcome(BaseModel):
+class SyncJobOutcome(BaseModel):
     state: Literal["ERROR", "ACTIVE"]
     code: str | None = None
     message: str | None = None
@@ -152,7 +152,7 @@ class TwinMakerState(BaseModel):
     workspaces: dict[str, WorkspaceRecord] = Field(default_factory=dict)
     jobs: dict[str, SyncJobRecord] = Field(default_factory=dict)  # key: "<workspaceId>/<source>"
     # Outcomes for jobs not created yet; each is used by the next job with that key.
-    pending_outcomes: dict[str, Outcome] = Field(default_factory=dict)
+    pending_outcomes: dict[str, SyncJobOutcome] = Field(default_factory=dict)
 
 
 class SyncJobOutcomeRequest(BaseModel):
@@ -528,7 +528,7 @@ class TwinMakerEmulator:
                 f"A sync job for {source} already exists in workspace {workspace_id}",
             )
         step = self.config.transition_seconds
-        outcome = self.state.pending_outcomes.pop(key, Outcome(state="ACTIVE"))
+        outcome = self.state.pending_outcomes.pop(key, SyncJobOutcome(state="ACTIVE"))
         job = SyncJobRecord(
             workspace_id=workspace_id,
             sync_source=source,
@@ -631,7 +631,7 @@ class TwinMakerEmulator:
             return admin_error(exc.detail)
         now = time.time()
         self._purge(now)
-        final = Outcome(
+        final = SyncJobOutcome(
             state=outcome.state,
             code=outcome.code,
             message=outcome.message or (f"Emulated {outcome.code}" if outcome.code else None),

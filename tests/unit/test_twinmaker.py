@@ -10,7 +10,7 @@ import pytest
 
 from syncjob_operator.model import SyncJobSpec
 from syncjob_operator.providers import twinmaker
-from syncjob_operator.providers.twinmaker import OWNER_TAG
+from syncjob_operator.providers.twinmaker import OWNER_TAG, TwinMakerBasis
 from tests.unit.jobs import TWINMAKER_JOB, TWINMAKER_SPEC
 
 ROLE = "arn:aws:iam::123456789012:role/r"
@@ -82,7 +82,8 @@ def test_observation_from_one_read(
         conflict,
     )
     assert (observed.remote_id, observed.created_at) == ("arn:sync:1", CREATED_AT)
-    assert observed.basis == {"tags": tags or {}}
+    # What was read is kept, typed, for update(); nothing is kept for what was not read.
+    assert observed.basis == (None if tags is None else TwinMakerBasis(tags))
 
 
 @pytest.mark.parametrize(

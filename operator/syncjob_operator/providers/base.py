@@ -7,12 +7,11 @@ with `retryable` set: the reconciler never looks at HTTP codes or botocore excep
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from syncjob_operator.model import PendingCreate, ProviderName, SyncJob
 
@@ -43,8 +42,9 @@ class Observation:
     # would manage something other than what the SyncJob declares.
     conflict: str | None = None
     # What the provider read to decide up_to_date, so its update() diffs against it instead
-    # of reading the same things again.
-    basis: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # of reading the same things again: a typed value of the provider's own (TwinMakerBasis,
+    # TrutoBasis), None when nothing beyond the fields above was read.
+    basis: object = None
 
 
 ABSENT = Observation(exists=False)

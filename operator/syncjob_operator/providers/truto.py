@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,19 @@ def _timestamp(value: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+@dataclass(frozen=True)
+class TrutoBasis:
+    """The job and cron triggers a Truto observation read: what update() and delete() use."""
+
+    job: Mapping[str, Any]
+    triggers: tuple[Mapping[str, Any], ...]
+
+
+def _basis(observed: Observation) -> TrutoBasis:
+    assert isinstance(observed.basis, TrutoBasis), "not a Truto observation"
+    return observed.basis
+
+
 def content_hash(body: dict[str, Any]) -> str:
     """A hash of what a create sends, computed alike from the spec and from a listed job."""
     fields = {k: _normalized(body.get(k)) for k in ("integration_name", "args_schema", "resources")}
@@ -136,7 +149,7 @@ def _observation(
         created_at=_timestamp(remote.get("created_at")),
         updated_at=_timestamp(remote.get("updated_at")),
         schedule_id=triggers[0]["id"] if triggers else None,
-        basis={"job": remote, "triggers": triggers or []},
+        basis=TrutoBasis(remote, tuple(triggers or ())),
     )
 
 
@@ -314,13 +327,13 @@ class TrutoProvider:
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation:
         spec = _spec(job)
-        remote: dict[str, Any] = dict(observed.basis["job"])
+        remote: dict[str, Any] = dict(_basis(observed).job)
         changes = changed_fields(desired_body(spec), remote)
         if changes:
             self._lists.invalidate(await self.scope(job))
             path = f"/sync-job/{remote['id']}"
             remote = await self._request(job, "UpdateSyncJob", "PATCH", path, body=changes) or {}
-        triggers = list(observed.basis["triggers"])
+        triggers = [dict(t) for t in _basis(observed).triggers]
         schedule = schedule_changes(desired_trigger(spec), triggers)
         kept = await self._apply_schedule(job, remote["id"], schedule)
         if kept is None and desired_trigger(spec) is not None:  # already in step: unchanged
@@ -350,7 +363,7 @@ class TrutoProvider:
     async def delete(self, job: SyncJob, observed: Observation) -> None:
         assert observed.remote_id is not None
         # Triggers first (observe read them if the job has or wants one), then the job.
-        triggers = list(observed.basis.get("triggers", []))
+        triggers = [dict(t) for t in _basis(observed).triggers]
         await self._apply_schedule(job, observed.remote_id, schedule_changes(None, triggers))
         self._lists.invalidate(await self.scope(job))
         await self._request(

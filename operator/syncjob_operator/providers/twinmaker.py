@@ -13,8 +13,9 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -91,6 +92,18 @@ def classify(error: Exception, operation: str) -> ProviderError:
 OWNER_TAG = "syncjob.dev/owner"  # names the SyncJob that owns the job: "namespace/name"
 
 
+@dataclass(frozen=True)
+class TwinMakerBasis:
+    """The tags a TwinMaker observation read: what update() diffs against."""
+
+    tags: Mapping[str, str]
+
+
+def _basis(observed: Observation) -> TwinMakerBasis:
+    assert isinstance(observed.basis, TwinMakerBasis), "not a TwinMaker observation with tags"
+    return observed.basis
+
+
 def _observation(
     summary: dict[str, Any],
     job: SyncJob,
@@ -121,7 +134,7 @@ def _observation(
         updated_at=summary.get("updateDateTime"),
         owner=None if tags is None else tags.get(OWNER_TAG),
         conflict=f"syncRole {role}" if role is not None and role != spec.sync_role else None,
-        basis={"tags": tags or {}},
+        basis=None if tags is None else TwinMakerBasis(tags),
     )
 
 
@@ -318,7 +331,7 @@ class TwinMakerProvider:
         client, _ = await self._client(job)
         arn = observed.remote_id
         assert arn is not None
-        to_tag, to_untag = tag_changes(desired_tags(job), observed.basis.get("tags", {}))
+        to_tag, to_untag = tag_changes(desired_tags(job), dict(_basis(observed).tags))
         if to_tag:
             await self._call(
                 "TagResource", lambda: client.tag_resource(resourceARN=arn, tags=to_tag)
@@ -328,7 +341,11 @@ class TwinMakerProvider:
                 "UntagResource", lambda: client.untag_resource(resourceARN=arn, tagKeys=to_untag)
             )
         return dataclasses.replace(
-            observed, up_to_date=True, drift=(), owner=job.owner, basis={"tags": desired_tags(job)}
+            observed,
+            up_to_date=True,
+            drift=(),
+            owner=job.owner,
+            basis=TwinMakerBasis(desired_tags(job)),
         )
 
     async def release(self, job: SyncJob, observed: Observation) -> None:

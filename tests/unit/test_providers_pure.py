@@ -13,7 +13,7 @@ import pytest
 from syncjob_operator.handlers import Timing, retry_delay
 from syncjob_operator.model import PendingCreate, SyncJobSpec
 from syncjob_operator.providers import truto, twinmaker
-from syncjob_operator.providers.base import created_since
+from syncjob_operator.providers.truto import created_since
 from syncjob_operator.runner import _closing
 from tests.unit.fakes import FakeProvider
 

@@ -6,14 +6,12 @@ with `retryable` set: the reconciler never looks at HTTP codes or botocore excep
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
-from syncjob_operator.model import PendingCreate, ProviderName, SyncJob
+from syncjob_operator.model import ProviderName, SyncJob
 
 
 @dataclass(frozen=True)
@@ -115,44 +113,6 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Releases the provider's connections; the runner calls it once, at shutdown."""
         ...
-
-
-def created_since(pending: PendingCreate | None, created_at: datetime.datetime | None) -> bool:
-    """Whether a remote job could be the one an interrupted create made (a little clock skew
-    between us and the provider is allowed)."""
-    if pending is None or created_at is None:
-        return False
-    return created_at >= pending.started_at - datetime.timedelta(seconds=30)
-
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class SharedListCache(Generic[K, V]):
-    """One in-flight list call per scope, its result reused for `ttl` seconds.
-
-    Periodic resyncs of many SyncJobs in one TwinMaker workspace or Truto integration then
-    cost one list call per scope instead of one get per object.
-    """
-
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._entries: dict[K, tuple[float, V]] = {}
-        self._locks: dict[K, asyncio.Lock] = {}
-
-    async def get(self, scope: K, fetch: Callable[[], Awaitable[V]]) -> V:
-        lock = self._locks.setdefault(scope, asyncio.Lock())
-        async with lock:
-            entry = self._entries.get(scope)
-            if entry is not None and time.monotonic() - entry[0] < self._ttl:
-                return entry[1]
-            value = await fetch()
-            self._entries[scope] = (time.monotonic(), value)
-            return value
-
-    def invalidate(self, scope: K) -> None:
-        self._entries.pop(scope, None)
 
 
 class SecretReader(Protocol):

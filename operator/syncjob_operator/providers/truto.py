@@ -19,16 +19,15 @@ from typing import Any
 import httpx
 
 from syncjob_operator.metrics import REMOTE_CALLS
-from syncjob_operator.model import ProviderName, SyncJob, TrutoSpec
+from syncjob_operator.model import PendingCreate, ProviderName, SyncJob, TrutoSpec
 from syncjob_operator.providers.base import (
     ABSENT,
     Observation,
     ProviderError,
     SecretReader,
-    SharedListCache,
-    created_since,
     secret_value,
 )
+from syncjob_operator.providers.listcache import SharedListCache
 
 DEFAULT_BASE_URL = "https://api.truto.one"
 _PAGE_LIMIT = 100
@@ -106,6 +105,14 @@ def list_page(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None
     `results`: accept both."""
     items = payload.get("result", payload.get("results")) or []
     return list(items), payload.get("next_cursor") or None
+
+
+def created_since(pending: PendingCreate | None, created_at: datetime.datetime | None) -> bool:
+    """Whether a remote job could be the one an interrupted create made (a little clock skew
+    between us and the provider is allowed)."""
+    if pending is None or created_at is None:
+        return False
+    return created_at >= pending.started_at - datetime.timedelta(seconds=30)
 
 
 def _timestamp(value: str | None) -> datetime.datetime | None:

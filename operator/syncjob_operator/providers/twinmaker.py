@@ -29,8 +29,8 @@ from syncjob_operator.providers.base import (
     Observation,
     ProviderError,
     SecretReader,
-    SharedListCache,
 )
+from syncjob_operator.providers.listcache import SharedListCache
 
 if TYPE_CHECKING:  # type stubs only: not installed in the image
     from mypy_boto3_iottwinmaker import IoTTwinMakerClient

@@ -204,7 +204,7 @@ async def _run(args: argparse.Namespace) -> None:
 
         kopf.on.startup(registry=registry, id="configure")(configure)
         kopf.on.login(registry=registry)(_login)
-        async with _metrics_server(args.metrics_address, ready), _closing(runtime.providers):
+        async with _metrics_server(args.metrics_address, ready), _connected(runtime.providers):
             await kopf.operator(
                 registry=registry,
                 clusterwide=not args.namespaces,
@@ -219,8 +219,11 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _closing(providers: Mapping[ProviderName, Provider]) -> AsyncIterator[None]:
+async def _connected(providers: Mapping[ProviderName, Provider]) -> AsyncIterator[None]:
+    """Every provider connected for the operator's life and closed after it, whatever ends it."""
     try:
+        for provider in providers.values():
+            await provider.connect()
         yield
     finally:
         for provider in providers.values():

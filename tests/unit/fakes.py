@@ -72,6 +72,9 @@ class FakeProvider:
     async def scope(self, job: SyncJob) -> Hashable:
         return ("fake", "scope")
 
+    async def connect(self) -> None:
+        self.journal.append("connect")
+
     async def aclose(self) -> None:
         self.journal.append("close")
 

@@ -14,7 +14,7 @@ from syncjob_operator.handlers import Timing, retry_delay
 from syncjob_operator.model import PendingCreate, SyncJobSpec
 from syncjob_operator.providers import truto, twinmaker
 from syncjob_operator.providers.truto import created_since
-from syncjob_operator.runner import _closing
+from syncjob_operator.runner import _connected
 from tests.unit.fakes import FakeProvider
 
 
@@ -183,9 +183,9 @@ def test_schedule_changes(
     assert truto.schedule_changes(desired, triggers) == expected
 
 
-async def test_every_provider_is_closed_at_shutdown_even_after_a_crash() -> None:
+async def test_every_provider_is_connected_then_closed_even_after_a_crash() -> None:
     providers = {"AWSIoTTwinMaker": FakeProvider(), "Truto": FakeProvider(name="Truto")}
     with pytest.raises(RuntimeError):
-        async with _closing(providers):  # type: ignore[arg-type]
+        async with _connected(providers):  # type: ignore[arg-type]
             raise RuntimeError("kopf stopped")
-    assert [p.journal for p in providers.values()] == [["close"], ["close"]]
+    assert [p.journal for p in providers.values()] == [["connect", "close"]] * 2

@@ -110,6 +110,11 @@ class Provider(Protocol):
         first: same content, created since the marker. Empty where jobs are found by name."""
         ...
 
+    async def connect(self) -> None:
+        """Prepares the provider's connections in the running event loop; the runner calls it
+        once, before any reconcile."""
+        ...
+
     async def aclose(self) -> None:
         """Releases the provider's connections; the runner calls it once, at shutdown."""
         ...

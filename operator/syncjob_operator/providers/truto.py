@@ -195,13 +195,19 @@ class TrutoProvider:
     ) -> None:
         self._secrets = secrets
         self._default_base_url = default_base_url
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._timeout = timeout
+        self._http: httpx.AsyncClient | None = None  # made in connect(), inside the event loop
         self._lists: SharedListCache[Hashable, dict[str, dict[str, Any]]] = SharedListCache(
             list_ttl
         )
 
+    async def connect(self) -> None:
+        self._http = httpx.AsyncClient(timeout=self._timeout)
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def _request(
         self,
@@ -218,6 +224,7 @@ class TrutoProvider:
         ref = spec.token_secret_ref
         token = await secret_value(self._secrets, job.namespace, ref.name, ref.key)
         try:
+            assert self._http is not None, "connect() first"
             response = await self._http.request(
                 method,
                 self._base_url(spec) + path,

@@ -211,6 +211,10 @@ class TwinMakerProvider:
             self._clients[cache_key] = client
         return client, identity
 
+    async def connect(self) -> None:
+        """Nothing to open up front: a client is built per region, endpoint and identity on
+        first use (credentials come from each SyncJob's Secret)."""
+
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Throughput of the sync-job emulators, as the CLI serves them.
 
-Starts ``python -m syncjob_operator.emulators`` (the same code as
-``syncjob-operator emulators``) on free loopback ports, seeds one TwinMaker
+Starts ``python -m syncjob_devtools.emulators`` (the same code as
+``syncjob-devtools emulators``) on free loopback ports, seeds one TwinMaker
 workspace + sync job and one Truto sync job, then drives a mix of GetSyncJob,
 ListSyncJobs, Truto ``GET /sync-job/{id}`` and ``GET /sync-job`` from separate
 worker processes over keep-alive connections for a fixed time, and prints req/s.
@@ -38,7 +38,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 
 TOKEN = "bench-token"
 WORKSPACE = "bench"
@@ -49,7 +49,7 @@ def start_emulators(ready_file: Path) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
-        "syncjob_operator.emulators",
+        "syncjob_devtools.emulators",
         "--twinmaker-port=0",
         "--truto-port=0",
         "--transition-seconds=0",

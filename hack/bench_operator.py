@@ -19,12 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.truto import TrutoConfig
-from syncjob_operator.emulators.twinmaker import TwinMakerConfig
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import CRDS_DIR, OperatorProcess
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.truto import TrutoConfig
+from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
 
 NAMESPACE = "bench"
 INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync

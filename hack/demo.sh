@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 # Assign first: a failing bootstrap inside eval "$(...)" would not stop set -e.
 exports=$(hack/bootstrap.sh)
 eval "$exports"
-exec syncjob-operator demo "$@"
+exec syncjob-devtools demo "$@"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncjob_operator.localcluster import ControlPlane, ControlPlaneError
+from syncjob_devtools.localcluster import ControlPlane, ControlPlaneError
 from tests.support.kube import Cli
 
 

@@ -1,83 +1,28 @@
-"""The `syncjob-operator` command: run the operator, or the local tooling around it."""
+"""The `syncjob-operator` command: run the operator. The local tooling (control plane,
+emulators, demo) is the separate `syncjob-devtools` command, not part of the image."""
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="syncjob-operator")
+    parser = argparse.ArgumentParser(
+        prog="syncjob-operator",
+        epilog="Local tooling (control plane, emulators, demo): the syncjob-devtools command,"
+        " installed from the repository's hack/devtools.",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True)
 
-    from syncjob_operator.runner import add_run_arguments
+    from syncjob_operator.runner import add_run_arguments, run
 
     add_run_arguments(
         verbs.add_parser("run", help="run the operator against the current kubeconfig")
     )
-
-    cluster = verbs.add_parser(
-        "cluster",
-        help="start a local control plane (etcd, kube-apiserver, kube-controller-manager)",
-    )
-    cluster.add_argument("--kubeconfig-out", help="copy the admin kubeconfig here once ready")
-    cluster.add_argument(
-        "--once", action="store_true", help="start, report the time to ready and versions, stop"
-    )
-
-    verbs.add_parser(
-        "emulators",
-        help="serve the AWS IoT TwinMaker and Truto emulators on loopback",
-        add_help=False,
-    )
-    demo = verbs.add_parser("demo", help="control plane + emulators + operator + example SyncJobs")
-    demo.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
-
-    args, rest = parser.parse_known_args(argv)
-    if args.verb == "emulators":
-        from syncjob_operator.emulators.server import main as serve_emulators
-
-        return serve_emulators(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.verb == "run":
-        from syncjob_operator.runner import run
-
-        return run(args)
-    if args.verb == "cluster":
-        return _serve_cluster(args.kubeconfig_out, once=args.once)
-    from syncjob_operator.demo import run_demo
-
-    return run_demo(keep=args.keep)
-
-
-def _serve_cluster(kubeconfig_out: str | None, *, once: bool) -> int:
-    import shutil
-    import subprocess
-    import time
-
-    from syncjob_operator.localcluster import ControlPlane
-
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    started = time.monotonic()
-    with ControlPlane() as plane:
-        print(f"ready in {time.monotonic() - started:.2f}s (etcd, /readyz, controllers running)")
-        if once:
-            for binary in ("etcd", "kube-apiserver", "kube-controller-manager"):
-                version = subprocess.run([binary, "--version"], capture_output=True, text=True)
-                print(f"{binary}: {version.stdout.splitlines()[0]}")
-            return 0
-        if kubeconfig_out:
-            shutil.copy(plane.kubeconfig, kubeconfig_out)
-        print(f"control plane ready at {plane.server}", flush=True)
-        print(f"export KUBECONFIG={kubeconfig_out or plane.kubeconfig}", flush=True)
-        stop.wait()
-    return 0
+    args = parser.parse_args(argv)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import httpx
+
+from syncjob_devtools.localcluster import ControlPlane, free_port
 from tests.chart.support import REPO
+from tests.support.kube import Cli, wait_until
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -138,9 +142,13 @@ def test_build_context_is_small_and_complete(tmp_path: Path) -> None:
     assert not [f for f in files if f.startswith(("tests/", "charts/", ".git")) or ".pyc" in f]
 
 
-def test_image_build_stage_installs_a_working_operator(tmp_path: Path) -> None:
+def test_image_build_stage_installs_a_working_operator(
+    tmp_path: Path, control_plane: ControlPlane, kubectl: Cli
+) -> None:
     """Replays the build stage's COPY/WORKDIR/RUN against a temp root: /opt/venv and /src of
-    the image become tmp dirs, and every RUN must be the shared install script."""
+    the image become tmp dirs, and every RUN must be the shared install script. Then every verb
+    the image's command offers is run from that venv: its help, and the operator itself against
+    the real control plane until it reports ready."""
     _, stages = parse_dockerfile(DOCKERFILE.read_text())
     context = build_context(tmp_path / "context")
     root = tmp_path / "root"
@@ -202,6 +210,58 @@ def test_image_build_stage_installs_a_working_operator(tmp_path: Path) -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert installed == {_norm(line) for line in lock} | {"syncjob-operator==0.1.0"}
+    # The runtime carries the operator only: no server framework, no certificate library, no
+    # local tooling (that is the syncjob-devtools distribution).
+    assert not {n.split("==")[0] for n in installed} & {"starlette", "uvicorn", "cryptography"}
+    probe = "import importlib.util as u; print(u.find_spec('syncjob_devtools') is None)"
+    absent = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], env=_container_env(), capture_output=True
+    )
+    assert absent.stdout.strip() == b"True"
+    _every_verb_works(venv, control_plane, kubectl, tmp_path)
+
+
+def _every_verb_works(venv: Path, plane: ControlPlane, kubectl: Cli, tmp_path: Path) -> None:
+    command = str(venv / "bin" / "syncjob-operator")
+    top = subprocess.run(
+        [command, "--help"], env=_container_env(), capture_output=True, text=True, timeout=60
+    )
+    assert top.returncode == 0, top.stderr
+    verbs = re.search(r"\{([a-z,-]+)\}", top.stdout)
+    assert verbs is not None, top.stdout
+    assert verbs.group(1).split(",") == ["run"], "a new verb needs a smoke run here"
+    kubectl.run("apply", "-f", str(REPO / "crds"))
+    metrics, liveness = free_port(), free_port()
+    log = tmp_path / "image-operator.log"
+    with log.open("wb") as out:
+        operator = subprocess.Popen(
+            [
+                command,
+                "run",
+                f"--metrics-address=127.0.0.1:{metrics}",
+                f"--liveness=http://127.0.0.1:{liveness}/healthz",
+            ],
+            env={**_container_env(), "KUBECONFIG": str(plane.kubeconfig)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: _ready(f"http://127.0.0.1:{metrics}/readyz"),
+            timeout=60,
+            what=f"the image's operator ready; log:\n{log.read_text(errors='replace')[-2000:]}",
+        )
+    finally:
+        operator.terminate()
+        code = operator.wait(timeout=30)
+    assert code == 0, log.read_text(errors="replace")[-3000:]
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _norm(requirement: str) -> str:

@@ -24,12 +24,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import OperatorProcess
 from syncjob_operator.kube import secret_hold
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import OperatorProcess
 from tests.chart.support import CHART, REPO, SECRET_FINALIZER, secret_policy_name, value_args
 from tests.chart.test_argocd_health import health
 from tests.support.kube import Cli, wait_until

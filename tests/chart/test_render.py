@@ -14,7 +14,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from syncjob_operator.localcluster import ControlPlane
+from syncjob_devtools.localcluster import ControlPlane
 from tests.chart.support import (
     CHART,
     FULLNAME,

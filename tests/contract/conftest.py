@@ -14,11 +14,11 @@ from botocore.credentials import Credentials
 from botocore.model import ListShape, Shape, StructureShape
 from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
-from syncjob_operator.emulators.restjson import load_service_model
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.truto import TrutoConfig
-from syncjob_operator.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
+from syncjob_devtools.emulators.restjson import load_service_model
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.truto import TrutoConfig
+from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 
 TRANSITION = 0.2
 TOKEN = "test-token"

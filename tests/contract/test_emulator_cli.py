@@ -1,4 +1,4 @@
-"""``syncjob-operator emulators`` as its own process: ready file, outage, persistence, SIGTERM."""
+"""``syncjob-devtools emulators`` as its own process: ready file, outage, persistence, SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.admin import EmulatorAdmin
 
 
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -24,7 +24,7 @@ def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[st
         [
             sys.executable,
             "-m",
-            "syncjob_operator.emulators",
+            "syncjob_devtools.emulators",
             "--twinmaker-port=0",
             "--truto-port=0",
             f"--ready-file={ready}",
@@ -98,7 +98,7 @@ def test_port_in_use_fails_with_exit_code_1(
     _, urls = cli
     port = urls["twinmaker"].rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "syncjob_operator.emulators", f"--twinmaker-port={port}"],
+        [sys.executable, "-m", "syncjob_devtools.emulators", f"--twinmaker-port={port}"],
         capture_output=True,
         timeout=30,
     )

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.truto import TrutoConfig
+from syncjob_devtools.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.truto import TrutoConfig
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ARGS_SCHEMA = {"type": "object", "properties": {"user_id": {"type": "string"}}}

@@ -15,10 +15,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 from starlette.routing import Route
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, EmulatorAdminError
-from syncjob_operator.emulators.restjson import enum_values, load_service_model
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.twinmaker import SERVED_OPERATIONS, TwinMakerConfig, create_app
+from syncjob_devtools.emulators.admin import EmulatorAdmin, EmulatorAdminError
+from syncjob_devtools.emulators.restjson import enum_values, load_service_model
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.twinmaker import SERVED_OPERATIONS, TwinMakerConfig, create_app
 
 ROLE = "arn:aws:iam::123456789012:role/twinmaker-sync"
 MODEL = load_service_model("iottwinmaker")

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.twinmaker import TwinMakerConfig
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import CRDS_DIR, OperatorProcess
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
 from tests.support.kube import Cli, condition, wait_until
 
 TRUTO_TOKEN = "e2e-token"
@@ -53,7 +53,7 @@ def crd(kubectl: Cli) -> None:
 
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[Emulators]:
-    from syncjob_operator.emulators.truto import TrutoConfig
+    from syncjob_devtools.emulators.truto import TrutoConfig
 
     with RunningEmulators(
         TwinMakerConfig(transition_seconds=0.3), TrutoConfig(tokens=frozenset({TRUTO_TOKEN}))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncjob_operator.localcluster import ControlPlane
+from syncjob_devtools.localcluster import ControlPlane
 from tests.e2e.conftest import TRUTO_TOKEN, Emulators
 from tests.support.chaos import ChaosParams, log_tail, run_chaos
 from tests.support.kube import Cli

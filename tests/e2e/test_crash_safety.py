@@ -10,8 +10,8 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import OperatorProcess
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import OperatorProcess
 from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION
 from tests.e2e.conftest import Emulators, start_operator, token_secret, truto_job, twinmaker_job
 from tests.support.kube import Cli, wait_until

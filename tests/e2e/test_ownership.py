@@ -12,10 +12,10 @@ import botocore.exceptions
 import pytest
 import yaml
 
-from syncjob_operator.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.admin import EmulatorAdmin
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import OperatorProcess
 from syncjob_operator.kube import SECRET_HOLD
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import OperatorProcess
 from syncjob_operator.model import ADOPTION_POLICY_ANNOTATION, EXTERNAL_ID_ANNOTATION
 from syncjob_operator.providers.twinmaker import OWNER_TAG
 from tests.e2e.conftest import (

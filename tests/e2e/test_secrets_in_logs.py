@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import OperatorProcess
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import OperatorProcess
 from tests.e2e.conftest import (
     TRUTO_TOKEN,
     Emulators,

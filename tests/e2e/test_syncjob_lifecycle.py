@@ -9,7 +9,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from syncjob_operator.localrun import OperatorProcess
+from syncjob_devtools.localrun import OperatorProcess
 from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION
 from syncjob_operator.providers.twinmaker import OWNER_TAG
 from tests.e2e.conftest import (

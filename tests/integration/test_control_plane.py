@@ -127,3 +127,14 @@ def _json_stream(text: str) -> list[dict[str, Any]]:
         document, index = decoder.raw_decode(text, index)
         documents.append(document)
     return documents
+
+
+def test_the_devtools_command_starts_and_stops_a_control_plane() -> None:
+    """`syncjob-devtools cluster --once`, as the README's figures are measured."""
+    proc = subprocess.run(
+        ["syncjob-devtools", "cluster", "--once"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("ready in "), proc.stdout
+    for binary in ("etcd", "kube-apiserver", "kube-controller-manager"):
+        assert f"\n{binary}: " in proc.stdout

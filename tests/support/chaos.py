@@ -27,10 +27,10 @@ import botocore.exceptions
 import httpx
 import yaml
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import OperatorProcess
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import OperatorProcess
 from tests.support.kube import Cli
 
 if TYPE_CHECKING:

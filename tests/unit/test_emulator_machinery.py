@@ -10,13 +10,13 @@ import pytest
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
-from syncjob_operator.emulators.faults import CallCounters, FaultBook, FaultRule
-from syncjob_operator.emulators.paging import InvalidPageToken, paginate
-from syncjob_operator.emulators.restjson import AwsError, load_service_model, validate
-from syncjob_operator.emulators.truto import RateLimiter, TrutoConfig, validate_cron
-from syncjob_operator.emulators.truto import create_app as create_truto
-from syncjob_operator.emulators.twinmaker import SyncJobRecord, Transition, sitewise_resources
-from syncjob_operator.emulators.twinmaker import create_app as twinmaker_app
+from syncjob_devtools.emulators.faults import CallCounters, FaultBook, FaultRule
+from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
+from syncjob_devtools.emulators.restjson import AwsError, load_service_model, validate
+from syncjob_devtools.emulators.truto import RateLimiter, TrutoConfig, validate_cron
+from syncjob_devtools.emulators.truto import create_app as create_truto
+from syncjob_devtools.emulators.twinmaker import SyncJobRecord, Transition, sitewise_resources
+from syncjob_devtools.emulators.twinmaker import create_app as twinmaker_app
 
 
 def test_pages_resume_after_the_last_key_even_when_items_vanish() -> None:

@@ -1,6 +1,6 @@
 """A real Kubernetes control plane on loopback: etcd + kube-apiserver + kube-controller-manager.
 
-Used by the test suite, the demo and `syncjob-operator cluster`. Binaries come from PATH
+Used by the test suite, the demo and `syncjob-devtools cluster`. Binaries come from PATH
 (hack/bootstrap.sh builds and caches them). Each instance gets free ports, its own temp dir,
 its own CA and certificates, and an admin kubeconfig; `stop()` leaves no process behind, and
 the children are tied to this process with PR_SET_PDEATHSIG so that even a SIGKILLed test

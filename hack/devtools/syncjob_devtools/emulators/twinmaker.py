@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from syncjob_operator.emulators.base import (
+from syncjob_devtools.emulators.base import (
     ADMIN_PREFIX,
     EXCEPTION_HANDLERS,
     AdminBodyError,
@@ -36,10 +36,10 @@ from syncjob_operator.emulators.base import (
     admin_error,
     parse_admin_body,
 )
-from syncjob_operator.emulators.faults import FaultRule
-from syncjob_operator.emulators.paging import InvalidPageToken, paginate
-from syncjob_operator.emulators.persistence import JsonStateFile
-from syncjob_operator.emulators.restjson import (
+from syncjob_devtools.emulators.faults import FaultRule
+from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
+from syncjob_devtools.emulators.persistence import JsonStateFile
+from syncjob_devtools.emulators.restjson import (
     AwsError,
     OperationBinding,
     RouteOnRawPath,

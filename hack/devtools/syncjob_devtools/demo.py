@@ -1,4 +1,4 @@
-"""`syncjob-operator demo`: the whole thing on local defaults, narrated.
+"""`syncjob-devtools demo`: the whole thing on local defaults, narrated.
 
 A real control plane, both provider emulators, the operator as its own process, the example
 SyncJobs applied with kubectl, their status shown once Ready, then deleted cleanly.
@@ -12,11 +12,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-from syncjob_operator.emulators.admin import EmulatorAdmin, twinmaker_client
-from syncjob_operator.emulators.server import RunningEmulators
-from syncjob_operator.emulators.twinmaker import TwinMakerConfig
-from syncjob_operator.localcluster import ControlPlane
-from syncjob_operator.localrun import CRDS_DIR, OperatorProcess
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
+from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
 
 EXAMPLES_DIR = CRDS_DIR.parent / "examples"
 NAMESPACE = "syncjob-demo"

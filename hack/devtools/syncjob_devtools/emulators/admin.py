@@ -10,8 +10,8 @@ import botocore.config
 import httpx
 from pydantic import BaseModel
 
-from syncjob_operator.emulators.base import ADMIN_PREFIX
-from syncjob_operator.emulators.faults import ActiveFault, FaultRule
+from syncjob_devtools.emulators.base import ADMIN_PREFIX
+from syncjob_devtools.emulators.faults import ActiveFault, FaultRule
 
 if TYPE_CHECKING:  # type stubs only: not installed in the image
     from mypy_boto3_iottwinmaker import IoTTwinMakerClient

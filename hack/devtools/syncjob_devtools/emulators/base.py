@@ -14,12 +14,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from syncjob_operator.emulators.faults import CallCounters, FaultBook, FaultRule
+from syncjob_devtools.emulators.faults import CallCounters, FaultBook, FaultRule
 
 ADMIN_PREFIX = "/_emulator"
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client went away
 
-logger = logging.getLogger("syncjob_operator.emulators")
+logger = logging.getLogger("syncjob_devtools.emulators")
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

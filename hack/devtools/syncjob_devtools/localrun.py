@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from syncjob_operator.localcluster import die_with_parent, free_port
+from syncjob_devtools.localcluster import die_with_parent, free_port
 
-CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
+CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"  # the checkout's crds/
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Serve both emulators with uvicorn: in-process for tests, or as ``syncjob-operator emulators``.
+"""Serve both emulators with uvicorn: in-process for tests, or as ``syncjob-devtools emulators``.
 
 Each app listens on a socket this module binds and owns, which is what lets
 ``POST /_emulator/outage`` really stop listening (clients get "connection
@@ -23,11 +23,11 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from syncjob_operator.emulators.base import emulator_core
-from syncjob_operator.emulators.truto import TrutoConfig
-from syncjob_operator.emulators.truto import create_app as create_truto_app
-from syncjob_operator.emulators.twinmaker import TwinMakerConfig
-from syncjob_operator.emulators.twinmaker import create_app as create_twinmaker_app
+from syncjob_devtools.emulators.base import emulator_core
+from syncjob_devtools.emulators.truto import TrutoConfig
+from syncjob_devtools.emulators.truto import create_app as create_truto_app
+from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.emulators.twinmaker import create_app as create_twinmaker_app
 
 STARTUP_TIMEOUT_SECONDS = 15.0
 RELISTEN_RETRY_SECONDS = 0.5
@@ -232,7 +232,7 @@ def _rate_limit(text: str) -> tuple[int, float]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="syncjob-operator emulators",
+        prog="syncjob-devtools emulators",
         description="Serve local AWS IoT TwinMaker and Truto sync-job emulators.",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         emulators.start()
     except OSError as exc:
-        print(f"syncjob-operator emulators: cannot listen: {exc}", file=sys.stderr)
+        print(f"syncjob-devtools emulators: cannot listen: {exc}", file=sys.stderr)
         return 1
     try:
         urls = json.dumps({"twinmaker": emulators.twinmaker_url, "truto": emulators.truto_url})

@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from syncjob_operator.emulators.base import EXCEPTION_HANDLERS, EmulatorCore
-from syncjob_operator.emulators.faults import FaultRule
-from syncjob_operator.emulators.paging import InvalidPageToken, paginate
-from syncjob_operator.emulators.persistence import JsonStateFile
+from syncjob_devtools.emulators.base import EXCEPTION_HANDLERS, EmulatorCore
+from syncjob_devtools.emulators.faults import FaultRule
+from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
+from syncjob_devtools.emulators.persistence import JsonStateFile
 
 UNKNOWN_OPERATION = "UnknownOperation"
 DEFAULT_PAGE_SIZE = 100

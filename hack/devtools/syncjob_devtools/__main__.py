@@ -1,0 +1,5 @@
+import sys
+
+from syncjob_devtools.cli import main
+
+sys.exit(main())

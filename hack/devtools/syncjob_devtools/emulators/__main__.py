@@ -1,0 +1,5 @@
+"""``python -m syncjob_devtools.emulators``: the same as ``syncjob-devtools emulators``."""
+
+from syncjob_devtools.emulators.server import main
+
+raise SystemExit(main())

@@ -1,8 +1,18 @@
-"""Operator benchmark: N SyncJobs per provider applied at once against the local control plane
-and emulators; reports time until all are Ready, the operator's peak RSS, and the remote reads
-one resync period costs (list calls per scope versus one get per object).
+"""Operator benchmark, side by side with a same-run baseline of the API server's own cost.
 
-    python hack/bench_operator.py --jobs 100
+    python hack/bench_operator.py --jobs 500            # 1,000 SyncJobs, half per provider
+    python hack/bench_operator.py --jobs 5000 --soak-seconds 3600
+
+One run, one control plane, the emulators (TwinMaker 0.5 s per state) and the operator side by
+side. Phases, each reported:
+  baseline  the same SyncJobs applied with kubectl into a namespace the operator does not
+            watch, then one status patch each from a 32-way client: the minimum the API server
+            must do for these objects
+  ready     the SyncJobs applied into the operator's namespace; Ready counted from a watch;
+            API writes (apiserver_request_total) and remote calls per object until all Ready
+  steady    nothing changing for --steady-seconds: API writes and remote calls per period
+  restart   the operator restarted over the settled objects: writes and reads it costs
+  soak      operator RSS sampled over --soak-seconds with resyncs running (optional)
 
 Timings are measured here, never asserted in tests. Bounded: it stops by itself.
 """
@@ -11,13 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import yaml
+from kubernetes import client, config, watch
 
 from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_devtools.emulators.server import RunningEmulators
@@ -26,162 +42,263 @@ from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
 
-NAMESPACE = "bench"
+NAMESPACE, BASELINE = "bench", "baseline"
 INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync
+GROUP, VERSION, PLURAL = "syncjob.dev", "v1alpha1", "syncjobs"
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
+_REQUESTS = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-def _manifests(jobs: int) -> str:
-    docs: list[dict[str, object]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "truto"},
-            "stringData": {"token": "t"},
-        }
+def manifests(jobs: int) -> str:
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "truto"}},
     ]
+    docs[0]["stringData"] = {"token": "t"}
     for i in range(jobs):
-        docs.append(
-            {
-                "apiVersion": "syncjob.dev/v1alpha1",
-                "kind": "SyncJob",
-                "metadata": {"name": f"truto-{i}"},
-                "spec": {
-                    "truto": {
-                        "integrationName": f"crm{i % INTEGRATIONS}",
-                        "tokenSecretRef": {"name": "truto", "key": "token"},
-                        "argsSchema": {"type": "object"},
-                        "resources": [{"resource": f"crm/r{i}", "method": "list"}],
-                    }
-                },
-            }
-        )
-        docs.append(
-            {
-                "apiVersion": "syncjob.dev/v1alpha1",
-                "kind": "SyncJob",
-                "metadata": {"name": f"twin-{i}"},
-                "spec": {
-                    "awsIoTTwinMaker": {
-                        "region": "us-east-1",
-                        "workspaceId": f"ws{i}",
-                        "syncSource": "SITEWISE",
-                        "syncRole": "arn:aws:iam::123456789012:role/r",
-                    }
-                },
-            }
-        )
+        truto = {
+            "integrationName": f"crm{i % INTEGRATIONS}",
+            "tokenSecretRef": {"name": "truto", "key": "token"},
+            "argsSchema": {"type": "object"},
+            "resources": [{"resource": f"crm/r{i}", "method": "list"}],
+        }
+        twin = {
+            "region": "us-east-1",
+            "workspaceId": f"ws{i}",
+            "syncSource": "SITEWISE",
+            "syncRole": "arn:aws:iam::123456789012:role/r",
+        }
+        for name, spec in (
+            (f"truto-{i}", {"truto": truto}),
+            (f"twin-{i}", {"awsIoTTwinMaker": twin}),
+        ):
+            docs.append(
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "SyncJob",
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+            )
     return yaml.safe_dump_all(docs)
 
 
-def _rss_kib(pid: int) -> int:
+def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Bench:
+    def __init__(self, plane: ControlPlane, emu: RunningEmulators, work: Path) -> None:
+        self.kubectl = ["kubectl", "--kubeconfig", str(plane.kubeconfig)]
+        self.plane, self.emu, self.work = plane, emu, work
+        api = config.new_client_from_config(str(plane.kubeconfig))
+        api.configuration.connection_pool_maxsize = 32
+        self.custom = client.CustomObjectsApi(api)
+        self.tm = EmulatorAdmin(emu.twinmaker_url)
+        self.truto = EmulatorAdmin(emu.truto_url)
+
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [*self.kubectl, *args], input=stdin, text=True, check=True, capture_output=True
+        )
+        return done.stdout
+
+    def writes(self) -> Counter[str]:
+        """API writes so far, by resource[/subresource] and verb (the server's own count)."""
+        counts: Counter[str] = Counter()
+        for line in self.run("get", "--raw", "/metrics").splitlines():
+            found = _REQUESTS.match(line)
+            if not found:
+                continue
+            labels = dict(_LABEL.findall(found["labels"]))
+            if labels.get("verb") not in WRITE_VERBS:
+                continue
+            resource = labels.get("resource", "")
+            if labels.get("subresource"):
+                resource += "/" + labels["subresource"]
+            counts[f"{labels['verb']} {resource}"] += int(float(found["value"]))
+        return counts
+
+    def remote_calls(self) -> Counter[str]:
+        calls: Counter[str] = Counter()
+        for provider, admin in (("twinmaker", self.tm), ("truto", self.truto)):
+            for op, count in admin.calls().operations.items():
+                calls[f"{provider} {op}"] += count
+        return calls
+
+    def operator(self, resync: float) -> OperatorProcess:
+        return OperatorProcess(
+            kubeconfig=self.plane.kubeconfig,
+            log_path=self.work / f"operator-{time.monotonic_ns()}.log",
+            twinmaker_url=self.emu.twinmaker_url,
+            truto_url=self.emu.truto_url,
+            resync_seconds=resync,
+            poll_seconds=1.0,
+            extra_args=("--namespace", NAMESPACE),
+        )
+
+    def baseline(self, docs: str, total: int) -> dict[str, float]:
+        started = time.monotonic()
+        self.run("apply", "-n", BASELINE, "-f", "-", stdin=docs)
+        applied = time.monotonic() - started
+        names = [d["metadata"]["name"] for d in yaml.safe_load_all(docs) if d["kind"] == "SyncJob"]
+        assert len(names) == total
+        body = {"status": {"observedGeneration": 1}}
+        started = time.monotonic()
+        with ThreadPoolExecutor(32) as pool:
+            list(
+                pool.map(
+                    lambda name: self.custom.patch_namespaced_custom_object_status(
+                        GROUP, VERSION, BASELINE, PLURAL, name, body
+                    ),
+                    names,
+                )
+            )
+        patched = time.monotonic() - started
+        return {
+            "kubectl_apply_seconds": round(applied, 1),
+            "status_patch_each_32_way_seconds": round(patched, 1),
+            "baseline_seconds": round(applied + patched, 1),
+        }
+
+    def ready_stream(self) -> Iterator[int]:
+        """How many SyncJobs are Ready, after each watch event (list, then watch)."""
+        ready: set[str] = set()
+        stream = watch.Watch().stream(
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            PLURAL,
+            timeout_seconds=3600,
+        )
+        for event in stream:
+            obj = event["object"]
+            name = obj["metadata"]["name"]
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                ready.add(name)
+            else:
+                ready.discard(name)
+            yield len(ready)
+
+
+def per(counts: Counter[str], n: float) -> dict[str, float]:
+    return {key: round(value / n, 3) for key, value in sorted(counts.items()) if value}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=100, help="SyncJobs per provider")
-    parser.add_argument("--resync-seconds", type=float, default=20)
+    parser.add_argument("--resync-seconds", type=float, default=30)
+    parser.add_argument("--steady-seconds", type=float, default=120)
+    parser.add_argument("--soak-seconds", type=float, default=0)
     args = parser.parse_args()
+    total = 2 * args.jobs
+    scopes = args.jobs + INTEGRATIONS  # a workspace per TwinMaker job, an integration per 10th
+    report: dict[str, Any] = {"syncjobs": total, "scopes": scopes, "args": vars(args)}
     work = Path(tempfile.mkdtemp(prefix="syncjob-bench-"))
     with (
         ControlPlane() as plane,
         RunningEmulators(
-            TwinMakerConfig(transition_seconds=0.5),
-            TrutoConfig(tokens=frozenset({"t"})),
+            TwinMakerConfig(transition_seconds=0.5), TrutoConfig(tokens=frozenset({"t"}))
         ) as emu,
     ):
+        bench = Bench(plane, emu, work)
         twinmaker = twinmaker_client(emu.twinmaker_url)
-        # TwinMaker accepts one SITEWISE job per workspace: one workspace per job.
-        for w in range(args.jobs):
+        for w in range(args.jobs):  # TwinMaker has one SITEWISE job per workspace
             twinmaker.create_workspace(workspaceId=f"ws{w}")
-        kubectl = ["kubectl", "--kubeconfig", str(plane.kubeconfig)]
-        subprocess.run([*kubectl, "apply", "-f", str(CRDS_DIR)], check=True, capture_output=True)
-        subprocess.run(
-            [*kubectl, "wait", "--for=condition=Established", "crd/syncjobs.syncjob.dev"],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [*kubectl, "create", "namespace", NAMESPACE], check=True, capture_output=True
-        )
-        operator = OperatorProcess(
-            kubeconfig=plane.kubeconfig,
-            log_path=work / "operator.log",
-            twinmaker_url=emu.twinmaker_url,
-            truto_url=emu.truto_url,
-            resync_seconds=args.resync_seconds,
-            poll_seconds=1.0,
-        )
+        bench.run("apply", "-f", str(CRDS_DIR))
+        bench.run("wait", "--for=condition=Established", "crd/syncjobs.syncjob.dev")
+        for namespace in (NAMESPACE, BASELINE):
+            bench.run("create", "namespace", namespace)
+        docs = manifests(args.jobs)
+        report["baseline"] = bench.baseline(docs, total)
+
+        operator = bench.operator(args.resync_seconds)
         operator.start()
-        try:
-            pid = operator.pid
-            peak = _rss_kib(pid)
-            idle_rss = peak
-            done = threading.Event()
+        pid = operator.pid
+        report["operator_rss_mib_empty"] = round(rss_mib(pid), 1)
+        peak = [rss_mib(pid)]
+        sampling = threading.Event()
 
-            def sample() -> None:
-                nonlocal peak
-                while not done.wait(0.2):
-                    peak = max(peak, _rss_kib(pid))
+        def sample() -> None:
+            while not sampling.wait(0.5):
+                peak[0] = max(peak[0], rss_mib(pid))
 
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            started = time.monotonic()
-            subprocess.run(
-                [*kubectl, "apply", "-n", NAMESPACE, "-f", "-"],
-                input=_manifests(args.jobs),
-                text=True,
-                check=True,
-                capture_output=True,
-            )
-            applied = time.monotonic() - started
-            subprocess.run(
-                [
-                    *kubectl,
-                    "wait",
-                    "-n",
-                    NAMESPACE,
-                    "--for=condition=Ready",
-                    "syncjob",
-                    "--all",
-                    "--timeout=600s",
-                ],
-                check=True,
-                capture_output=True,
-            )
-            all_ready = time.monotonic() - started
-            with EmulatorAdmin(emu.twinmaker_url) as tm, EmulatorAdmin(emu.truto_url) as tr:
-                before = (tm.calls().operations, tr.calls().operations)
-                time.sleep(args.resync_seconds * 1.5)  # at least one full resync of every object
-                after = (tm.calls().operations, tr.calls().operations)
-            done.set()
-        finally:
-            operator.stop()
-    reads = {
-        provider: {
-            op: after[i].get(op, 0) - before[i].get(op, 0)
-            for op in ("ListSyncJobs", "GetSyncJob")
-            if after[i].get(op, 0) - before[i].get(op, 0)
+        threading.Thread(target=sample, daemon=True).start()
+        writes, calls = bench.writes(), bench.remote_calls()
+        started = time.monotonic()
+        bench.run("apply", "-n", NAMESPACE, "-f", "-", stdin=docs)
+        for count in bench.ready_stream():
+            if count == total:
+                break
+        ready_seconds = time.monotonic() - started
+        ready_writes = bench.writes() - writes
+        ready_calls = bench.remote_calls() - calls
+        report["ready"] = {
+            "all_ready_seconds": round(ready_seconds, 1),
+            "ready_per_second": round(total / ready_seconds, 1),
+            "ratio_to_baseline": round(ready_seconds / report["baseline"]["baseline_seconds"], 2),
+            "api_writes_per_object": round(sum(ready_writes.values()) / total, 2),
+            "api_writes_per_object_by_kind": per(ready_writes, total),
+            "remote_calls_per_object": round(sum(ready_calls.values()) / total, 2),
+            "remote_calls_per_object_by_kind": per(ready_calls, total),
+            "operator_rss_mib_peak": round(peak[0], 1),
         }
-        for i, provider in enumerate(("twinmaker", "truto"))
-    }
-    print(
-        json.dumps(
-            {
-                "syncjobs": 2 * args.jobs,
-                "kubectl_apply_seconds": round(applied, 1),
-                "all_ready_seconds": round(all_ready, 1),
-                "ready_per_second": round(2 * args.jobs / all_ready, 1),
-                "operator_rss_mib_idle": round(idle_rss / 1024, 1),
-                "operator_rss_mib_peak": round(peak / 1024, 1),
-                f"remote_reads_in_{args.resync_seconds * 1.5:g}s_of_resync": reads,
-            },
-            indent=2,
-        )
-    )
+        time.sleep(args.resync_seconds)  # settle: let the first drift pass after creation run
+        writes, calls = bench.writes(), bench.remote_calls()
+        time.sleep(args.steady_seconds)
+        periods = args.steady_seconds / args.resync_seconds
+        steady_writes = bench.writes() - writes
+        steady_calls = bench.remote_calls() - calls
+        report["steady"] = {
+            "seconds": args.steady_seconds,
+            "api_writes": dict(steady_writes),
+            "api_writes_per_object_per_minute": round(
+                sum(steady_writes.values()) / total / (args.steady_seconds / 60), 4
+            ),
+            "remote_calls_per_scope_per_period": round(
+                sum(steady_calls.values()) / scopes / periods, 2
+            ),
+            "remote_calls_by_kind": dict(steady_calls),
+            "operator_rss_mib": round(rss_mib(pid), 1),
+        }
+        sampling.set()
+        operator.stop()
+
+        writes, calls = bench.writes(), bench.remote_calls()
+        operator = bench.operator(args.resync_seconds)
+        started = time.monotonic()
+        operator.start()
+        time.sleep(args.resync_seconds)  # the resume of every object, and one drift pass
+        restart_calls = bench.remote_calls() - calls
+        report["restart"] = {
+            "seconds_watched": round(time.monotonic() - started, 1),
+            "api_writes": dict(bench.writes() - writes),
+            "remote_calls": dict(restart_calls),
+            "operator_rss_mib": round(rss_mib(operator.pid), 1),
+        }
+        if args.soak_seconds:
+            samples: list[float] = []
+            deadline = time.monotonic() + args.soak_seconds
+            writes = bench.writes()
+            while time.monotonic() < deadline:
+                samples.append(rss_mib(operator.pid))
+                time.sleep(10)
+            report["soak"] = {
+                "seconds": args.soak_seconds,
+                "rss_mib_first": round(samples[0], 1),
+                "rss_mib_last": round(samples[-1], 1),
+                "rss_mib_min": round(min(samples), 1),
+                "rss_mib_max": round(max(samples), 1),
+                "api_writes": dict(bench.writes() - writes),
+            }
+        operator.stop()
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -18,7 +18,8 @@ import kopf
 import pydantic
 
 from syncjob_operator import reconcile
-from syncjob_operator.kube import GROUP, PLURAL, VERSION
+from syncjob_operator.drift import Member
+from syncjob_operator.kube import GROUP, KIND, PLURAL, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
     RECONCILE_SECONDS,
@@ -26,8 +27,15 @@ from syncjob_operator.metrics import (
     RETRIES,
     TERMINAL_ERRORS,
 )
-from syncjob_operator.model import ProviderName, SyncJob
-from syncjob_operator.ownership import Claims, IndexKey, index_entries
+from syncjob_operator.model import (
+    CREATE_PENDING_ANNOTATION,
+    EXTERNAL_ID_ANNOTATION,
+    FINALIZER,
+    PendingCreate,
+    ProviderName,
+    SyncJob,
+)
+from syncjob_operator.ownership import Claims, IndexKey, job_entries
 from syncjob_operator.providers.base import Provider, ProviderError, SecretReader
 from syncjob_operator.reconcile import IdentityWriter, Outcome
 from syncjob_operator.status import (
@@ -41,7 +49,7 @@ from syncjob_operator.status import (
     status_patch,
 )
 
-# What started a reconcile: a change (create, update, resume), the resync timer, a deletion.
+# What started a reconcile: a change (create, update, resume), the drift pass, a deletion.
 Trigger = Literal["apply", "resync", "delete"]
 
 _EVENT_REASONS = {
@@ -55,6 +63,8 @@ _EVENT_REASONS = {
     "released": "LeftRemoteJobAlone",
 }
 INDEX_ID = "syncjob_index"
+MEMBER_KEY = ("member",)  # the index key under which every SyncJob's Member is kept
+_LOG = logging.getLogger("syncjob_operator.drift")
 ANNOTATION_PREFIX = "syncjob.dev"
 # kopf keeps a handler's progress in this annotation while it retries or polls, and removes it
 # once the handler is done: its presence means the change handler owns the object.
@@ -64,7 +74,11 @@ APPLY_PROGRESS = f"{ANNOTATION_PREFIX}/apply"
 @dataclass(frozen=True)
 class Timing:
     poll_seconds: float = 2.0  # while the remote settles (CREATING, DELETING)
-    resync_seconds: float = 60.0  # drift detection
+    # A handler follows its job settling this long (one list per scope per poll, no write),
+    # then hands it to a kopf retry: most jobs settle in seconds, a stuck one costs one retry
+    # (and one progress write) per this period, not per poll.
+    settle_seconds: float = 60.0
+    resync_seconds: float = 60.0  # drift detection: one pass over every scope per period
     backoff_base_seconds: float = 1.0
     # Transient errors (5xx, throttling) rarely outlast a minute; a longer cap only delays
     # convergence after an outage (429s still wait as long as the provider asks).
@@ -77,6 +91,12 @@ class Timing:
     # Longer than any create request can take (httpx and botocore time out well before).
     in_flight_seconds: float = 30.0
 
+    @property
+    def list_age(self) -> float:
+        """How old a scope's list may be to serve the drift pass or a restart: one list per
+        scope per period."""
+        return self.resync_seconds / 2
+
 
 class SecretKeeper(SecretReader, Protocol):
     hold: str  # this operator's (shard's) finalizer and label on the Secrets its SyncJobs use
@@ -86,6 +106,10 @@ class SecretKeeper(SecretReader, Protocol):
     async def release(self, namespace: str, name: str) -> None: ...
 
 
+class StatusWriter(Protocol):
+    async def write(self, job: SyncJob, status: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class HandlerDeps:
     """What the handlers need, built once at startup."""
@@ -93,23 +117,56 @@ class HandlerDeps:
     providers: Mapping[ProviderName, Provider]
     writer: IdentityWriter
     secrets: SecretKeeper
+    status_writer: StatusWriter
     timing: Timing = field(default_factory=Timing)
     claims: Claims = field(default_factory=Claims)
-    # Change handlers and the resync timer of one object must not interleave remote writes.
+    # Change handlers and the drift pass must not interleave remote writes on one object.
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
     answered: set[tuple[str, str]] = field(default_factory=set)
     # SyncJobs whose deletion finished here: they no longer need their Secrets, even before
     # the watch reports them gone.
     finished: set[str] = field(default_factory=set)
 
-    def context(self, job: SyncJob) -> reconcile.Context:
+    def context(self, job: SyncJob, writer: IdentityWriter) -> reconcile.Context:
         return reconcile.Context(
             provider=self.providers[job.spec.provider],
-            writer=self.writer,
+            writer=writer,
             claims=self.claims,
             in_flight_seconds=self.timing.in_flight_seconds,
             answered=self.answered,
         )
+
+
+@dataclass
+class GuardedWriter:
+    """The identity writes of one reconcile. The crash guard goes to the API server at once,
+    after the job's Secrets are protected (its deletion will need them); the identity rides on
+    `patch`, the handler's final write, when there is one."""
+
+    kube: IdentityWriter
+    protect: Callable[[SyncJob], Awaitable[None]]
+    patch: kopf.Patch | None = None
+
+    async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
+        await self.protect(job)
+        await self.kube.mark_pending_create(job, pending)
+
+    async def record_identity(self, job: SyncJob, remote_id: str) -> None:
+        if self.patch is None:
+            await self.kube.record_identity(job, remote_id)
+            return
+        self.patch.metadata.annotations[EXTERNAL_ID_ANNOTATION] = remote_id
+        self.patch.metadata.annotations[CREATE_PENDING_ANNOTATION] = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A reconcile's outcome, the status merge patch it calls for (empty: nothing changed) and
+    the Events it posts."""
+
+    outcome: Outcome
+    status: dict[str, Any]
+    events: list[Event]
 
 
 def retry_delay(attempt: int, timing: Timing, retry_after: float | None = None) -> float:
@@ -160,47 +217,92 @@ def _parse(body: Mapping[str, Any]) -> SyncJob:
         raise kopf.PermanentError(f"spec does not match the SyncJob model: {exc}") from exc
 
 
+def reference(job: SyncJob) -> kopf.RawBody:
+    """Enough of the object for kopf to post an Event about it outside a handler."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"namespace": job.namespace, "name": job.name, "uid": job.uid},
+    }
+
+
 class Handlers:
-    def __init__(self, runtime: HandlerDeps) -> None:
+    def __init__(self, runtime: HandlerDeps, on_indexed: Callable[[], None] = lambda: None) -> None:
+        """`on_indexed` is called once, in the first handler: kopf's index is complete then
+        (kopf runs no handler before), and kopf's context (Event posting) is current."""
         self.runtime = runtime
+        self._on_indexed = on_indexed
+        self._index: kopf.Index[Any, Any] | None = None
 
     def _attach(self, kwargs: Mapping[str, Any]) -> None:
         index: kopf.Index[Any, Any] | None = kwargs.get(INDEX_ID)
-        if index is not None:
+        if index is not None and self._index is None:
+            self._index = index
             self.runtime.claims.attach(lambda key: index.get(key, ()))
+            self._on_indexed()
+
+    def members(self) -> Iterable[Member]:
+        """Every SyncJob of this operator (or shard), from kopf's index."""
+        return () if self._index is None else self._index.get(MEMBER_KEY, ())
 
     async def on_change(
-        self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **kwargs: Any
-    ) -> None:
-        self._attach(kwargs)
-        await self._apply(body, patch, retry, logger, trigger="apply")
-
-    async def resync(
-        self, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any
-    ) -> None:
-        if body.metadata.get("deletionTimestamp"):
-            return  # the delete handler owns this object now
-        if APPLY_PROGRESS in body.metadata.annotations:
-            return  # the change handler is retrying or polling with its own schedule
-        status = body.get("status") or {}
-        if status.get("observedGeneration") not in (None, body.metadata.get("generation")):
-            return  # a spec change is being handled right now
-        # No status at all: it was lost, or a restored object's kopf annotations told kopf it
-        # was handled already. Reconcile it here: its identity annotation says which job is its.
-        self._attach(kwargs)
-        await self._apply(body, patch, 0, logger, trigger="resync")
-
-    async def _apply(
         self,
         body: kopf.Body,
         patch: kopf.Patch,
         retry: int,
         logger: kopf.Logger,
+        reason: str,
+        **kwargs: Any,
+    ) -> None:
+        self._attach(kwargs)
+        job = _parse(body)
+        # On a restart, each scope's list serves every settled object: one call per scope.
+        max_age = self.runtime.timing.list_age if reason == "resume" else None
+        writer = GuardedWriter(self.runtime.writer, self._protect_secrets, patch)
+        result = await self._reconcile(
+            job, dict(body.get("status") or {}), writer, trigger="apply", max_age=max_age
+        )
+        if result is None:
+            logger.debug("terminal error unchanged and not due for a re-check: no provider call")
+            return
+        patch.status.update(result.status)
+        _post(body, result.events, logger)
+        self._signal(job, result.outcome, retry)
+
+    async def resync(self, member: Member) -> None:
+        """The drift pass's look at one SyncJob: its scope's list serves the read; status is
+        written, and Events posted, only when something changed."""
+        job, prior = member.job, dict(member.status)
+        if job.deleting or member.busy:
+            return  # the delete handler, or a retrying change handler, owns it now
+        if prior.get("observedGeneration") not in (None, job.generation):
+            return  # a spec change is being handled right now
+        if self.runtime.locks[job.uid].locked():
+            return  # a handler is on it this moment
+        # No status at all: it was lost, or a restored object's kopf annotations told kopf it
+        # was handled already. Reconcile it here: its identity annotation says which job is its.
+        writer = GuardedWriter(self.runtime.writer, self._protect_secrets)
+        timing = self.runtime.timing
+        result = await self._reconcile(
+            job, prior, writer, trigger="resync", max_age=timing.list_age
+        )
+        if result is None:
+            return
+        if result.status:
+            await self.runtime.status_writer.write(job, result.status)
+        _post(kopf.Body(reference(job)), result.events, _object_logger(job))
+
+    async def _reconcile(
+        self,
+        job: SyncJob,
+        prior: dict[str, Any],
+        writer: IdentityWriter,
         *,
         trigger: Trigger,
-    ) -> None:
-        job = _parse(body)
-        prior = dict(body.get("status") or {})
+        max_age: float | None,
+    ) -> Result | None:
+        """Converges `job` and follows it until it settles; None when a terminal error is on
+        record, unchanged, and not due for a re-check (then nothing is called)."""
         runtime = self.runtime
         now = datetime.datetime.now(datetime.UTC)
         # Secrets are read for the hash only when a terminal error is on record.
@@ -209,33 +311,30 @@ class Handlers:
             and not terminal_check_due(prior, now)
             and prior.get("failedInputs") == await inputs_hash(job, runtime.secrets)
         ):
-            logger.debug("terminal error unchanged and not due for a re-check: no provider call")
-            return
-        await self._protect_secrets(job, logger)
-        ctx = runtime.context(job)
+            return None
+        ctx = runtime.context(job, writer)
         started = time.monotonic()
         async with runtime.locks[job.uid]:
-            outcome = await reconcile.converge(job, ctx, shared_list=trigger == "resync")
-            deadline = started + runtime.timing.resync_seconds
-            while trigger == "resync" and not outcome.done and outcome.error is None:
-                # Recreated by the timer: follow it until it settles, as a change handler would,
-                # but never hold the object's lock past one resync period.
-                if time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(runtime.timing.poll_seconds)
-                known = outcome.observation.remote_id if outcome.observation else None
-                job = job.with_remote_id(known)
-                outcome = await reconcile.converge(job, ctx)
+            outcome = await reconcile.converge(job, ctx, max_age=max_age)
+            outcome = await self._settle(job, ctx, outcome)
         RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
         terminal = None
         if outcome.error is not None and not outcome.error.retryable:
             inputs = await inputs_hash(job, runtime.secrets)
             terminal = terminal_record(prior, inputs, now, runtime.timing)
-        self._conclude(body, patch, job, prior, outcome, logger, trigger=trigger, terminal=terminal)
-        if trigger == "apply":
-            self._signal(job, outcome, retry)
+        return self._conclude(job, prior, outcome, trigger=trigger, terminal=terminal)
 
-    async def _protect_secrets(self, job: SyncJob, logger: kopf.Logger) -> None:
+    async def _settle(self, job: SyncJob, ctx: reconcile.Context, outcome: Outcome) -> Outcome:
+        """Follows a job that moves on its own (CREATING, DELETING) until it settles or the
+        settle period ends, reading through its scope's list: no kopf retry, no write per poll."""
+        timing = self.runtime.timing
+        deadline = time.monotonic() + timing.settle_seconds
+        while not outcome.done and outcome.error is None and time.monotonic() < deadline:
+            await asyncio.sleep(timing.poll_seconds)
+            outcome = await reconcile.follow(job, ctx, outcome, max_age=timing.poll_seconds / 2)
+        return outcome
+
+    async def _protect_secrets(self, job: SyncJob) -> None:
         """Keeps the credentials a deletion will need (namespace deletion removes Secrets and
         SyncJobs together). A Secret that is missing is the provider's error to report."""
         for name in sorted(job.spec.secret_names()):
@@ -243,7 +342,9 @@ class Handlers:
                 await self.runtime.secrets.protect(job.namespace, name)
             except ProviderError as error:
                 if error.code != "SecretNotFound":
-                    logger.warning(f"cannot protect Secret {name}: {error.code}: {error.message}")
+                    _object_logger(job).warning(
+                        f"cannot protect Secret {name}: {error.code}: {error.message}"
+                    )
 
     async def delete(
         self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **kwargs: Any
@@ -252,9 +353,13 @@ class Handlers:
         job = _parse(body)
         prior = dict(body.get("status") or {})
         runtime = self.runtime
+        ctx = runtime.context(job, GuardedWriter(runtime.writer, self._protect_secrets, patch))
         async with runtime.locks[job.uid]:
-            outcome = await reconcile.remove(job, runtime.context(job))
-        self._conclude(body, patch, job, prior, outcome, logger, trigger="delete", terminal=None)
+            outcome = await reconcile.remove(job, ctx)
+            outcome = await self._settle(job, ctx, outcome)
+        result = self._conclude(job, prior, outcome, trigger="delete", terminal=None)
+        patch.status.update(result.status)
+        _post(body, result.events, logger)
         error = outcome.error
         if outcome.action != "orphaned":
             if error is not None and not error.retryable:
@@ -278,7 +383,9 @@ class Handlers:
             if not users:
                 await self._release_secret(job.namespace, name, logger)
 
-    async def _release_secret(self, namespace: str, name: str, logger: kopf.Logger) -> None:
+    async def _release_secret(
+        self, namespace: str, name: str, logger: logging.Logger | kopf.Logger
+    ) -> None:
         try:
             await self.runtime.secrets.release(namespace, name)
         except ProviderError as error:
@@ -310,6 +417,7 @@ class Handlers:
                 str(error), delay=retry_delay(retry, timing, error.retry_after)
             )
         if not outcome.done:
+            # Followed for a whole settle period already: look again soon, in a new handler run.
             state = outcome.observation.state if outcome.observation else "unknown"
             raise kopf.TemporaryError(
                 f"waiting for the remote job to settle (state {state})", delay=timing.poll_seconds
@@ -317,34 +425,48 @@ class Handlers:
 
     def _conclude(
         self,
-        body: kopf.Body,
-        patch: kopf.Patch,
         job: SyncJob,
         prior: dict[str, Any],
         outcome: Outcome,
-        logger: kopf.Logger,
         *,
         trigger: Trigger,
         terminal: TerminalRecord | None,
-    ) -> None:
+    ) -> Result:
         now = datetime.datetime.now(datetime.UTC)
         status = compute_status(job, outcome, prior, now, terminal=terminal)
-        patch.status.update(status_patch(status, prior))
         error = outcome.error
         RECONCILES.labels(job.spec.provider, trigger, _outcome_label(outcome)).inc()
         state = (status.get("remote") or {}).get("state", "UNKNOWN")
         OBJECT_STATES.states[job.uid] = (job.spec.provider, state)
-        remote_id = (status.get("remote") or {}).get("id", "")
-        for event in events(outcome, prior, status, trigger=trigger, remote_id=remote_id):
-            if event.warning:
-                kopf.warn(body, reason=event.reason, message=event.message)
-                logger.warning(event.message)
-            else:
-                # kopf.event, not kopf.info: the posting level only gates kopf's log bridge.
-                kopf.event(body, type="Normal", reason=event.reason, message=event.message)
-                logger.info(event.message)
         if error is not None and not error.retryable:
             TERMINAL_ERRORS.labels(job.spec.provider, error.code).inc()
+        remote_id = (status.get("remote") or {}).get("id", "")
+        found = events(outcome, prior, status, trigger=trigger, remote_id=remote_id)
+        return Result(outcome, status_patch(status, prior), found)
+
+
+def _post(objs: kopf.Body, found: list[Event], logger: logging.Logger | kopf.Logger) -> None:
+    for event in found:
+        if event.warning:
+            kopf.warn(objs, reason=event.reason, message=event.message)
+            logger.warning(event.message)
+        else:
+            # kopf.event, not kopf.info: the posting level only gates kopf's log bridge.
+            kopf.event(objs, type="Normal", reason=event.reason, message=event.message)
+            logger.info(event.message)
+
+
+class _ObjectLog(logging.LoggerAdapter[logging.Logger]):
+    """Outside kopf's handlers: lines prefixed with the object, as kopf's own are."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        return f"{(self.extra or {}).get('object')} {msg}", kwargs
+
+
+def _object_logger(job: SyncJob) -> _ObjectLog:
+    return _ObjectLog(_LOG, {"object": f"[{job.namespace}/{job.name}]"})
 
 
 @dataclass(frozen=True)
@@ -401,7 +523,25 @@ def events(
 
 
 def _index_entries(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
-    return index_entries(body)
+    try:
+        job = SyncJob.from_body(body)
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        return {}  # the handlers report a body they cannot parse
+    status = dict(body.get("status") or {})
+    busy = APPLY_PROGRESS in body.metadata.annotations
+    return {**job_entries(job), MEMBER_KEY: Member(job, status, busy)}
+
+
+def may_hold_remote_job(body: kopf.Body, **_: Any) -> bool:
+    """Whether deleting this SyncJob may have to delete a remote job: it records an identity,
+    or a create may have been sent for it."""
+    annotations = body.metadata.annotations
+    remote = (body.get("status") or {}).get("remote") or {}
+    return bool(
+        annotations.get(EXTERNAL_ID_ANNOTATION)
+        or annotations.get(CREATE_PENDING_ANNOTATION)
+        or remote.get("id")
+    )
 
 
 def _outcome_label(outcome: Outcome) -> str:
@@ -421,7 +561,13 @@ def register(
     kopf.on.update(*resource, registry=registry, labels=selector, field="spec", id="apply")(
         handlers.on_change
     )
-    kopf.on.delete(*resource, registry=registry, labels=selector, id="delete")(handlers.delete)
+    # The delete handler (and so kopf's finalizer) is needed only once a SyncJob may hold a
+    # remote job. The operator adds the finalizer itself, in the same write as the crash guard
+    # before its first create: no separate write for it. kopf adds it for identities set by
+    # hand (adoption) and releases it, without a call, from objects that never held a job.
+    kopf.on.delete(
+        *resource, registry=registry, labels=selector, id="delete", when=may_hold_remote_job
+    )(handlers.delete)
     # Every SyncJob's claim, owner name and Secrets, complete before any handler runs (kopf
     # holds handlers until its indexes are populated): the ownership rules read it.
     kopf.index(*resource, registry=registry, labels=selector, id=INDEX_ID)(_index_entries)
@@ -433,14 +579,6 @@ def register(
         labels={handlers.runtime.secrets.hold: "true"},
         id="secret",
     )(handlers.secret_event)
-    kopf.timer(
-        *resource,
-        registry=registry,
-        labels=selector,
-        id="resync",
-        interval=handlers.runtime.timing.resync_seconds,
-        initial_delay=handlers.runtime.timing.resync_seconds,
-    )(handlers.resync)
 
 
 def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: bool = False) -> None:
@@ -449,7 +587,7 @@ def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: boo
         # Named namespaces need no discovery of namespaces or CRDs, which per-namespace Roles
         # forbid: kopf would retry those lists for about a minute before watching anything.
         settings.scanning.disabled = True
-    settings.persistence.finalizer = "syncjob.dev/finalizer"
+    settings.persistence.finalizer = FINALIZER
     # The status schema is strict (no x-kubernetes-preserve-unknown-fields): the API server
     # would prune kopf's status-based progress, so keep progress and diff-base in annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(

@@ -1,5 +1,6 @@
-"""The Kubernetes side of the edge: Secret reads and protection, and the writes that cannot
-wait for kopf's end-of-handler patch (the create-pending marker and the new remote identity).
+"""The Kubernetes side of the edge: Secret reads and protection, the writes that cannot wait
+for kopf's end-of-handler patch (the create-pending marker with the finalizer), and the writes
+of the drift pass, which runs outside kopf's handlers (identity, status).
 
 The official `kubernetes` client blocks, so every call runs on a bounded thread pool of its own
 (`KubeCalls`), never on kopf's event loop, as boto3's do."""
@@ -22,14 +23,17 @@ from kubernetes.client.exceptions import ApiException
 from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
     EXTERNAL_ID_ANNOTATION,
+    FINALIZER,
     PendingCreate,
     SyncJob,
 )
 from syncjob_operator.providers.base import ProviderError
 
-GROUP, VERSION, PLURAL = "syncjob.dev", "v1alpha1", "syncjobs"
+GROUP, VERSION, PLURAL, KIND = "syncjob.dev", "v1alpha1", "syncjobs", "SyncJob"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "syncjob-operator"
 
 T = TypeVar("T")
 
@@ -184,26 +188,15 @@ def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> P
 
 class KubeIdentityWriter:
     """Persists the crash guard and the remote identity as annotations on the SyncJob: they
-    survive a backup restore, which drops status. Each patch names the object's uid, so it can
+    survive a backup restore, which drops status. Each write names the object's uid, so it can
     never land on a re-created object of the same name."""
 
     def __init__(self, kube: KubeCalls) -> None:
         self._kube = kube
 
-    async def _annotate(self, job: SyncJob, annotations: dict[str, str | None]) -> None:
-        body = {"metadata": {"uid": job.uid, "annotations": annotations}}
+    async def _patch(self, job: SyncJob, body: dict[str, Any], **options: Any) -> None:
         try:
-            await self._kube(
-                self._kube.custom.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                job.namespace,
-                PLURAL,
-                job.name,
-                body,
-                # Explicit: custom resources accept no strategic-merge patch.
-                _content_type=MERGE_PATCH,
-            )
+            await patch_syncjob(self._kube, job, body, **options)
         except ApiException as exc:
             # Classified like a provider error, so reconcile returns it as a value and the
             # handler backs off and reports it instead of kopf's generic 60 s retry.
@@ -214,9 +207,58 @@ class KubeIdentityWriter:
             ) from exc
 
     async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
-        await self._annotate(job, {CREATE_PENDING_ANNOTATION: pending.encode()})
+        """The marker and the finalizer in one write, before the first remote create: from here
+        on, deleting the SyncJob waits for the remote job to be deleted. Server-side apply adds
+        the finalizer to whatever list the object has, with no read before."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {
+                "name": job.name,
+                "namespace": job.namespace,
+                "uid": job.uid,
+                "annotations": {CREATE_PENDING_ANNOTATION: pending.encode()},
+                "finalizers": [FINALIZER],
+            },
+        }
+        await self._patch(
+            job, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH
+        )
 
     async def record_identity(self, job: SyncJob, remote_id: str) -> None:
-        await self._annotate(
-            job, {EXTERNAL_ID_ANNOTATION: remote_id, CREATE_PENDING_ANNOTATION: None}
-        )
+        annotations = {EXTERNAL_ID_ANNOTATION: remote_id, CREATE_PENDING_ANNOTATION: None}
+        body = {"metadata": {"uid": job.uid, "annotations": annotations}}
+        # Explicit: custom resources accept no strategic-merge patch.
+        await self._patch(job, body, _content_type=MERGE_PATCH)
+
+
+class KubeStatusWriter:
+    """Writes a SyncJob's status outside kopf's handlers (the per-scope drift pass)."""
+
+    def __init__(self, kube: KubeCalls) -> None:
+        self._kube = kube
+
+    async def write(self, job: SyncJob, status: dict[str, Any]) -> None:
+        """Merge-patches the status; an object deleted or re-created meanwhile is left alone."""
+        body = {"metadata": {"uid": job.uid}, "status": status}
+        try:
+            await patch_syncjob(self._kube, job, body, status=True, _content_type=MERGE_PATCH)
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise ProviderError(
+                    "KubernetesAPIError",
+                    f"writing status: {exc.status} {exc.reason}",
+                    retryable=True,
+                ) from exc
+
+
+async def patch_syncjob(
+    kube: KubeCalls, job: SyncJob, body: dict[str, Any], *, status: bool = False, **options: Any
+) -> None:
+    """Patches the SyncJob (or its status subresource) with `options` (content type, ...)."""
+    call = (
+        kube.custom.patch_namespaced_custom_object_status
+        if status
+        else kube.custom.patch_namespaced_custom_object
+    )
+    await kube(call, GROUP, VERSION, job.namespace, PLURAL, job.name, body, **options)

@@ -1,12 +1,12 @@
 """Prometheus metrics. kopf has none of its own; these cover reconciles, remote calls,
-retries, terminal errors and the SyncJobs by provider and remote state."""
+retries, terminal errors, the drift pass and the SyncJobs by provider and remote state."""
 
 from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -34,6 +34,17 @@ RETRIES = Counter(
     "syncjob_retries_total",
     "Retryable errors that scheduled a retry.",
     ["provider", "code"],
+    registry=REGISTRY,
+)
+DRIFT_PASS_SECONDS = Histogram(
+    "syncjob_drift_pass_duration_seconds",
+    "Time one drift pass over every scope took.",
+    buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+DRIFT_PASS_SCOPES = Gauge(
+    "syncjob_drift_pass_scopes",
+    "Scopes (one provider list each) the latest drift pass walked.",
     registry=REGISTRY,
 )
 TERMINAL_ERRORS = Counter(

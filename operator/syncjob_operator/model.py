@@ -98,6 +98,7 @@ class SyncJobSpec(_Spec):
 # Metadata the operator keeps on each SyncJob. Annotations survive what status does not: a
 # backup restore (status is not restored) and re-applying the object. Status survives
 # `kubectl replace` of a manifest without them. Identity is read from either.
+FINALIZER = "syncjob.dev/finalizer"
 EXTERNAL_ID_ANNOTATION = "syncjob.dev/external-id"
 CREATE_PENDING_ANNOTATION = "syncjob.dev/create-pending"
 ADOPTION_POLICY_ANNOTATION = "syncjob.dev/adoption-policy"

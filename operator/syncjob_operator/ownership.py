@@ -56,12 +56,18 @@ IndexKey = tuple[str, ...]
 
 
 def index_entries(body: Mapping[str, Any]) -> dict[IndexKey, str | Claimant]:
-    """What one SyncJob contributes to the operator's index: its claim on a remote id, its
-    owner name (to tell live owners from stale ones), and the Secrets it references."""
+    """What one SyncJob contributes to the operator's index (see job_entries); nothing for a
+    body that does not parse (the handlers report it)."""
     try:
         job = SyncJob.from_body(body)
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
-        return {}  # the handlers report a body they cannot parse
+        return {}
+    return job_entries(job)
+
+
+def job_entries(job: SyncJob) -> dict[IndexKey, str | Claimant]:
+    """Its claim on a remote id, its owner name (to tell live owners from stale ones), and the
+    Secrets it references."""
     entries: dict[IndexKey, str | Claimant] = {("owner", job.owner): job.uid}
     if job.remote_id:
         entries[("claim", job.spec.provider, job.remote_id)] = Claimant(

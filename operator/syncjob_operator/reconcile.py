@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from syncjob_operator.model import PendingCreate, SyncJob
 from syncjob_operator.ownership import REFUSALS, Claims, verdict
-from syncjob_operator.providers.base import Observation, Provider, ProviderError
+from syncjob_operator.providers.base import Observation, Provider, ProviderError, with_state_of
 
 Action = Literal[
     "none",
@@ -37,11 +37,16 @@ CREATE_IN_FLIGHT = "CreateInFlight"
 
 
 class IdentityWriter(Protocol):
-    """Writes that must reach the API server before the next remote call, not after it."""
+    """Where the crash guard and the remote identity are persisted on the SyncJob."""
 
-    async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None: ...
+    async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
+        """Must reach the API server before the create is sent (with the finalizer)."""
+        ...
 
-    async def record_identity(self, job: SyncJob, remote_id: str) -> None: ...
+    async def record_identity(self, job: SyncJob, remote_id: str) -> None:
+        """May ride on the reconcile's final write: until it lands, the pending marker finds
+        the job again after a crash."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -76,15 +81,16 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
-async def converge(job: SyncJob, ctx: Context, *, shared_list: bool = False) -> Outcome:
-    """Brings the remote job in line with the spec (create, claim, adopt, update or nothing)."""
+async def converge(job: SyncJob, ctx: Context, *, max_age: float | None = None) -> Outcome:
+    """Brings the remote job in line with the spec (create, claim, adopt, update or nothing).
+    With `max_age`, its scope's lists may serve the first read (see Provider.observe)."""
     provider = ctx.provider
     job = ctx.claims.recorded_identity(job)
     observed: Observation | None = None
     try:
-        observed = await provider.observe(job, shared_list=shared_list)
-        if shared_list and (not observed.exists or observed.up_to_date is None):
-            # A list can be up to its TTL old and need not read everything: confirm first.
+        observed = await provider.observe(job, max_age=max_age)
+        if max_age is not None and (not observed.exists or observed.up_to_date is None):
+            # A list can be up to max_age old and need not read everything: confirm first.
             observed = await provider.observe(job)
         action: Action = "none"
         if observed.exists:
@@ -107,6 +113,28 @@ async def converge(job: SyncJob, ctx: Context, *, shared_list: bool = False) -> 
         return Outcome(observed, action, drift=drift)
     except ProviderError as error:
         return Outcome(None if _refused(error) else observed, error=error)
+
+
+async def follow(job: SyncJob, ctx: Context, last: Outcome, *, max_age: float) -> Outcome:
+    """The next look at a remote job settling after `last` (created and still CREATING, or
+    DELETING): a state-only read its scope's list may serve, so that many settling jobs cost
+    one list per scope per poll, not a read each."""
+    known = last.observation
+    assert known is not None, "follow needs a job to follow"
+    assert known.remote_id is not None, "follow needs a job to follow"
+    job = ctx.claims.recorded_identity(job).with_remote_id(known.remote_id)
+    try:
+        listed = await ctx.provider.observe(job, max_age=max_age, content=False)
+    except ProviderError as error:
+        return Outcome(known, last.action, error=error)
+    if last.action == "deleting":
+        if not listed.exists:
+            return Outcome(listed, "deleted")
+        moved = with_state_of(known, listed)
+        return Outcome(dataclasses.replace(moved, settled=False, ready=False), "deleting")
+    if not listed.exists:
+        return await converge(job, ctx)  # gone while it settled: a full reconcile decides
+    return Outcome(with_state_of(known, listed), last.action, drift=last.drift)
 
 
 async def _create_once(job: SyncJob, ctx: Context) -> tuple[Observation, Action]:

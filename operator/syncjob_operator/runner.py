@@ -18,8 +18,15 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from syncjob_operator.drift import DriftPass
 from syncjob_operator.handlers import HandlerDeps, Handlers, Timing, configure_settings, register
-from syncjob_operator.kube import KubeCalls, KubeIdentityWriter, KubeSecrets, secret_hold
+from syncjob_operator.kube import (
+    KubeCalls,
+    KubeIdentityWriter,
+    KubeSecrets,
+    KubeStatusWriter,
+    secret_hold,
+)
 from syncjob_operator.metrics import REGISTRY
 from syncjob_operator.model import ProviderName
 from syncjob_operator.providers.base import Provider
@@ -177,26 +184,40 @@ async def _run(args: argparse.Namespace) -> None:
     ):
         kube = KubeCalls(api, kube_pool)
         secrets = KubeSecrets(kube, hold=secret_hold(args.selector))
-        # A resync reads each scope once: list results live half a resync period.
-        list_ttl = args.resync_seconds / 2
         runtime = HandlerDeps(
             providers={
                 "AWSIoTTwinMaker": TwinMakerProvider(
                     secrets,
                     executor,
                     default_endpoint_url=args.twinmaker_endpoint_url,
-                    list_ttl=list_ttl,
                 ),
-                "Truto": TrutoProvider(
-                    secrets, default_base_url=args.truto_base_url, list_ttl=list_ttl
-                ),
+                "Truto": TrutoProvider(secrets, default_base_url=args.truto_base_url),
             },
             writer=KubeIdentityWriter(kube),
+            status_writer=KubeStatusWriter(kube),
             secrets=secrets,
             timing=timing,
         )
         registry = kopf.OperatorRegistry()
-        register(registry, Handlers(runtime), labels=args.selector)
+        drift_tasks: list[asyncio.Task[None]] = []
+        # Started by the first handler, where the index is complete and kopf's Event posting is
+        # in context (the task inherits it); cancelled by kopf's cleanup.
+        handlers = Handlers(
+            runtime, on_indexed=lambda: drift_tasks.append(asyncio.create_task(drift.run()))
+        )
+        register(registry, handlers, labels=args.selector)
+        drift = DriftPass(
+            period=timing.resync_seconds,
+            members=handlers.members,
+            scope_of=lambda job: runtime.providers[job.spec.provider].scope(job),
+            resync=handlers.resync,
+        )
+
+        async def stop_drift(**_: Any) -> None:
+            for task in drift_tasks:
+                task.cancel()
+
+        kopf.on.cleanup(registry=registry, id="drift")(stop_drift)
         exact = bool(args.namespaces) and not any(c in ns for ns in args.namespaces for c in "*?[!")
 
         async def configure(settings: kopf.OperatorSettings, **_: object) -> None:

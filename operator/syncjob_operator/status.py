@@ -21,7 +21,6 @@ from syncjob_operator.reconcile import Outcome
 OWNED_KEYS = (
     "observedGeneration",
     "provider",
-    "lastObservedTime",
     "conditions",
     "remote",
     "failedInputs",
@@ -130,7 +129,9 @@ def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[st
 def _synced(outcome: Outcome, terminal: TerminalRecord | None) -> tuple[str, str, str]:
     error = outcome.error
     if error is None:
-        return "True", RECONCILE_SUCCESS, f"last reconcile: {outcome.action}"
+        # Not the action: that is the Event's. A message that changed with every reconcile would
+        # cost a status write on every resync.
+        return "True", RECONCILE_SUCCESS, "the remote job matches the spec"
     advice = "will retry"
     if not error.retryable:
         when = f"at {_iso(terminal.next_check)}" if terminal else "later"
@@ -188,7 +189,6 @@ def compute_status(
         "provider": job.spec.provider,
         "conditions": conditions,
         "remote": _remote(observed, prior.get("remote") or {}) if observed else prior.get("remote"),
-        "lastObservedTime": stamp if observed else prior.get("lastObservedTime"),
         "failedInputs": terminal.inputs if terminal else None,
         "terminalChecks": terminal.checks if terminal else None,
         "nextCheckTime": _iso(terminal.next_check) if terminal else None,
@@ -197,7 +197,10 @@ def compute_status(
 
 
 def status_patch(new: Mapping[str, Any], prior: Mapping[str, Any]) -> dict[str, Any]:
-    """A merge patch that turns the prior status into `new` for the keys this module owns."""
+    """A merge patch that turns the prior status into `new` for the keys this module owns;
+    empty when nothing a user can see would change (status is written only on change)."""
+    if all(new.get(key) == prior.get(key) for key in OWNED_KEYS):
+        return {}
     patch: dict[str, Any] = {k: None for k in OWNED_KEYS if k in prior and k not in new}
     patch.update(new)
     if isinstance(prior.get("remote"), Mapping) and isinstance(new.get("remote"), Mapping):

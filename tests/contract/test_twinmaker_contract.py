@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -336,6 +337,46 @@ def test_tags_on_jobs_and_workspaces(tm: IoTTwinMakerClient, workspace: str) -> 
     with pytest.raises(ClientError) as excinfo:
         tm.list_tags_for_resource(resourceARN=arn.replace("plant-1", "plant-9"))
     assert error_of(excinfo) == ("ResourceNotFoundException", 404)
+
+
+def test_tagging_api_lists_the_owner_tagged_jobs_of_the_region_in_pages(
+    tm: IoTTwinMakerClient, emulators: RunningEmulators
+) -> None:
+    arns: dict[int, str] = {}
+    for index in range(5):
+        tm.create_workspace(workspaceId=f"site-{index}")
+        tags = {"syncjob.dev/owner": f"ns/job-{index}"} if index != 4 else {"other": "x"}
+        arns[index] = tm.create_sync_job(
+            workspaceId=f"site-{index}", syncSource="SITEWISE", syncRole=ROLE, tags=tags
+        )["arn"]
+    tagging = boto3.client(
+        "resourcegroupstaggingapi",
+        endpoint_url=emulators.twinmaker_url,
+        region_name="us-east-1",
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
+    )
+    found: dict[str, dict[str, str]] = {}
+    token = ""
+    pages = 0
+    while True:
+        page = tagging.get_resources(
+            PaginationToken=token,
+            TagFilters=[{"Key": "syncjob.dev/owner"}],
+            ResourceTypeFilters=["iottwinmaker"],
+            ResourcesPerPage=2,
+        )
+        pages += 1
+        for mapping in page["ResourceTagMappingList"]:
+            found[mapping["ResourceARN"]] = {t["Key"]: t["Value"] for t in mapping["Tags"]}
+        token = page["PaginationToken"]
+        if not token:
+            break
+    assert pages == 2  # 4 owner-tagged jobs, 2 per page: the job tagged otherwise is left out
+    assert found == {arns[i]: {"syncjob.dev/owner": f"ns/job-{i}"} for i in range(4)}
+    with pytest.raises(ClientError) as excinfo:
+        tagging.get_resources(ResourcesPerPage=500)
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
 
 
 @pytest.mark.parametrize("code", enum_values(MODEL, "ErrorCode"))

@@ -119,35 +119,44 @@ def test_restart_changes_nothing_remote_for_unchanged_objects(
     before = remote_writes()
     assert before.count(1) == 2  # one create each, nothing else
 
-    def observed() -> list[str]:
+    def versions() -> list[str]:
         return [
-            kubectl.json("get", "syncjob", name, "-n", namespace)["status"]["lastObservedTime"]
+            kubectl.json("get", "syncjob", name, "-n", namespace)["metadata"]["resourceVersion"]
             for name in ("steady-twin", "steady-truto")
         ]
 
-    observed_before = observed()
+    versions_before = versions()
     operator.stop()
     reads_before = _reads(emulators)
+    gets_before = [admin.count("GetSyncJob", key) for admin, key in objects]
     _start(operator_factory, control_plane, emulators, tmp_path)
 
-    # The resume handler re-reads each remote job (lastObservedTime moves) and writes nothing.
+    # The resume handler re-reads each remote job, through its scope's list, and writes nothing:
+    # not remotely, and not to the SyncJobs (their resourceVersion stays).
     wait_until(
-        lambda: all(a != b for a, b in zip(observed(), observed_before, strict=True)),
+        lambda: all(a > b for a, b in zip(_reads(emulators), reads_before, strict=True)),
         timeout=30,
-        what="resume observed both remote jobs",
+        what="resume re-read both providers",
     )
+    time.sleep(2)  # let any write the resume might make land before looking
     assert remote_writes() == before
+    assert versions() == versions_before
+    # Lists per scope served it: no read of either object of its own.
+    assert [admin.count("GetSyncJob", key) for admin, key in objects] == gets_before
     reads_after = _reads(emulators)
     assert reads_after[0] > reads_before[0], "TwinMaker was not re-read after the restart"
     assert reads_after[1] > reads_before[1], "Truto was not re-read after the restart"
 
 
 def _reads(emulators: Emulators) -> tuple[int, int]:
-    """Read calls so far: TwinMaker (get, list, tags) and Truto (get, list)."""
+    """Read calls so far: TwinMaker (get, list, tags, bulk tags) and Truto (get, list)."""
     twin = emulators.twinmaker_admin.calls().operations
     truto = emulators.truto_admin.calls().operations
     return (
-        sum(twin.get(op, 0) for op in ("GetSyncJob", "ListSyncJobs", "ListTagsForResource")),
+        sum(
+            twin.get(op, 0)
+            for op in ("GetSyncJob", "ListSyncJobs", "ListTagsForResource", "GetResources")
+        ),
         sum(truto.get(op, 0) for op in ("GetSyncJob", "ListSyncJobs")),
     )
 

@@ -47,8 +47,11 @@ class FakeProvider:
         if call in self.fail:
             raise self.fail[call]
 
-    async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
-        self._enter("observe-list" if shared_list else "observe")
+    async def observe(
+        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+    ) -> Observation:
+        call = "observe" if max_age is None else "observe-list"
+        self._enter(call if content else f"{call}-state")
         assert self.observations, f"unexpected observe of {job.remote_id}"
         return self.observations.pop(0)
 
@@ -138,6 +141,16 @@ def context(
         answered=set() if answered is None else answered,
     )
     return ctx, writer
+
+
+@dataclass
+class RecordingStatusWriter:
+    """The StatusWriter of the drift pass: the status patches it wrote, by object name."""
+
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def write(self, job: SyncJob, status: dict[str, Any]) -> None:
+        self.writes.append((job.name, status))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any, cast
 import kopf
 import pytest
 
+from syncjob_operator.drift import Member
 from syncjob_operator.handlers import (
     APPLY_PROGRESS,
     HandlerDeps,
@@ -21,12 +22,12 @@ from syncjob_operator.handlers import (
     terminal_check_due,
     terminal_record,
 )
-from syncjob_operator.model import SyncJob
+from syncjob_operator.model import EXTERNAL_ID_ANNOTATION, SyncJob
 from syncjob_operator.ownership import NOT_OWNED, OWNED_BY_ANOTHER
 from syncjob_operator.providers.base import ABSENT, ProviderError
 from syncjob_operator.reconcile import Outcome
 from syncjob_operator.status import TerminalRecord, compute_status
-from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingWriter
+from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingStatusWriter, RecordingWriter
 from tests.unit.jobs import (
     ACTIVE,
     CREATING,
@@ -42,7 +43,8 @@ from tests.unit.jobs import (
 JOB = TWINMAKER_JOB
 DENIED = ProviderError("AccessDeniedException", "no", retryable=False, operation="CreateSyncJob")
 THROTTLED = ProviderError("ThrottlingException", "slow", retryable=True, operation="GetSyncJob")
-TIMING = Timing(terminal_recheck_seconds=10, terminal_recheck_cap_seconds=35)
+# settle_seconds=0: a handler hands a moving job to kopf's retry at once (no sleeping here).
+TIMING = Timing(terminal_recheck_seconds=10, terminal_recheck_cap_seconds=35, settle_seconds=0)
 LOGGER = logging.getLogger("tests.unit.handlers")
 
 
@@ -279,6 +281,7 @@ def _handlers(
             providers={"AWSIoTTwinMaker": provider},
             writer=RecordingWriter(provider.journal),
             secrets=FakeSecrets() if secrets is None else secrets,
+            status_writer=RecordingStatusWriter(),
             timing=timing,
         )
     )
@@ -332,15 +335,25 @@ STILL_CREATING = compute_status(JOB, Outcome(CREATING, "created"), {}, NOW)
 )  # fmt: skip
 async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Posted) -> None:
     provider = FakeProvider([OWNED_ACTIVE])
-    patch = kopf.Patch()
-    await _handlers(provider).resync(_body(one), patch, LOGGER)
+    handlers = _handlers(provider)
+    await handlers.resync(_member(one))
+    writes = cast(RecordingStatusWriter, handlers.runtime.status_writer).writes
     if reconciles:
         assert provider.calls == ["observe-list"]
-        assert patch["status"]["remote"]["id"] == "id-1"
+        status = one.get("status") or {}
+        if status != SYNCED:  # what the read found differs from the status: written once
+            assert [name for name, _ in writes] == ["job"]
+            assert writes[0][1]["remote"]["id"] == "id-1"
     else:
         assert provider.calls == []
-        assert dict(patch) == {}
         assert posted.events == []
+    if not reconciles or one.get("status") == SYNCED:
+        assert writes == []  # nothing changed: nothing written
+
+
+def _member(one: dict[str, Any]) -> Member:
+    annotations = one["metadata"].get("annotations") or {}
+    return Member(SyncJob.from_body(one), one.get("status") or {}, APPLY_PROGRESS in annotations)
 
 
 async def _terminal_body(next_check: datetime.datetime, inputs: str | None = None) -> kopf.Body:
@@ -364,7 +377,9 @@ async def test_a_terminal_error_not_due_makes_no_provider_call(posted: Posted) -
     secrets = FakeSecrets()
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
     patch = kopf.Patch()
-    await _handlers(provider, secrets).on_change(await _terminal_body(later), patch, 0, LOGGER)
+    await _handlers(provider, secrets).on_change(
+        await _terminal_body(later), patch, 0, LOGGER, "create"
+    )
     assert provider.journal == []
     assert dict(patch) == {}
     assert posted.events == []
@@ -376,7 +391,9 @@ async def test_a_due_terminal_error_is_checked_once_and_backs_off_further(posted
     earlier = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError, match=NOT_OWNED):
-        await _handlers(provider).on_change(await _terminal_body(earlier), patch, 0, LOGGER)
+        await _handlers(provider).on_change(
+            await _terminal_body(earlier), patch, 0, LOGGER, "create"
+        )
     assert provider.journal == ["observe"]
     assert patch["status"]["terminalChecks"] == 2
     assert [(kind, reason) for kind, reason, _ in posted.events] == [("Warning", "TerminalError")]
@@ -388,7 +405,7 @@ async def test_changed_inputs_are_checked_at_once_even_when_not_due(posted: Post
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError):
         await _handlers(provider).on_change(
-            await _terminal_body(later, inputs="before-the-fix"), patch, 0, LOGGER
+            await _terminal_body(later, inputs="before-the-fix"), patch, 0, LOGGER, "create"
         )
     assert provider.journal == ["observe"]
     assert patch["status"]["terminalChecks"] == 1  # new inputs: the count starts over
@@ -403,8 +420,10 @@ async def test_apply_creates_protects_secrets_and_posts_one_normal_event(
                                          "credentialsSecretRef": {"name": "aws"}}})  # fmt: skip
     patch = kopf.Patch()
     with pytest.raises(kopf.TemporaryError):  # CREATING: poll until it settles
-        await _handlers(provider, secrets).on_change(_body(one), patch, 0, LOGGER)
-    assert provider.journal == ["observe", "mark", "create", "identity:id-new"]
+        await _handlers(provider, secrets).on_change(_body(one), patch, 0, LOGGER, "create")
+    # The identity rides on the handler's own final write, not a write of its own.
+    assert provider.journal == ["observe", "mark", "create"]
+    assert patch["metadata"]["annotations"][EXTERNAL_ID_ANNOTATION] == "id-new"
     assert secrets.protected == ["ns/aws"]
     assert patch["status"]["remote"]["id"] == "id-new"
     assert posted.events == [("Normal", "CreatedRemoteJob", "remote job id-new created")]

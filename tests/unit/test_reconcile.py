@@ -11,7 +11,7 @@ import pytest
 from syncjob_operator.model import PendingCreate, SyncJob
 from syncjob_operator.ownership import ADOPTION_CONFLICT, NOT_OWNED, OWNED_BY_ANOTHER
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
-from syncjob_operator.reconcile import CREATE_IN_FLIGHT, converge
+from syncjob_operator.reconcile import CREATE_IN_FLIGHT, Outcome, converge, follow
 from tests.unit.fakes import CREATED, FINGERPRINT, NEW_ID, FakeProvider, claims_of, context
 from tests.unit.jobs import TWINMAKER_JOB, body, orphan
 
@@ -250,7 +250,7 @@ async def test_a_shared_list_that_could_not_judge_is_confirmed_by_a_fresh_read()
     unjudged = dataclasses.replace(ACTIVE, up_to_date=None)
     provider = FakeProvider([unjudged, DRIFTED])
     ctx, _ = context(provider)
-    outcome = await converge(OWNED, ctx, shared_list=True)
+    outcome = await converge(OWNED, ctx, max_age=30)
     assert provider.calls == ["observe-list", "observe", "update"]
     assert outcome.action == "updated"
 
@@ -258,7 +258,7 @@ async def test_a_shared_list_that_could_not_judge_is_confirmed_by_a_fresh_read()
 async def test_a_shared_list_absence_is_confirmed_before_creating() -> None:
     provider = FakeProvider([ABSENT, ACTIVE])
     ctx, _ = context(provider)
-    outcome = await converge(OWNED, ctx, shared_list=True)
+    outcome = await converge(OWNED, ctx, max_age=30)
     assert provider.calls == ["observe-list", "observe"]
     assert outcome.action == "none"
 
@@ -266,7 +266,7 @@ async def test_a_shared_list_absence_is_confirmed_before_creating() -> None:
 async def test_a_shared_list_that_judged_everything_needs_no_second_read() -> None:
     provider = FakeProvider([ACTIVE])
     ctx, _ = context(provider)
-    outcome = await converge(OWNED, ctx, shared_list=True)
+    outcome = await converge(OWNED, ctx, max_age=30)
     assert (provider.calls, outcome.action) == (["observe-list"], "none")
 
 
@@ -358,3 +358,67 @@ async def test_a_name_taken_then_freed_during_create_is_retried_not_judged() -> 
     outcome = await converge(JOB, ctx)
     assert outcome.error is not None
     assert (outcome.error.code, outcome.error.retryable) == ("CreateConflict", True)
+
+
+# -- following a job that settles ---------------------------------------------------------
+
+MOVING = Observation(
+    exists=True, remote_id="id-1", state="CREATING", settled=False, up_to_date=True, owner="ns/job"
+)
+LISTED_ACTIVE = Observation(
+    exists=True, remote_id="id-1", state="ACTIVE", ready=True, up_to_date=None
+)
+
+
+async def test_following_a_creating_job_reads_its_state_from_the_scope_list_only() -> None:
+    provider = FakeProvider([LISTED_ACTIVE])
+    ctx, _ = context(provider)
+    outcome = await follow(JOB, ctx, Outcome(MOVING, "created"), max_age=1)
+    assert provider.calls == ["observe-list-state"]  # state only, from a list: no read of its own
+    assert outcome.action == "created"  # the Event still says what happened
+    assert outcome.done
+    observed = outcome.observation
+    assert observed is not None
+    # The state is the list's, what only a full read knows (content, owner) is kept.
+    assert (observed.state, observed.ready, observed.up_to_date, observed.owner) == (
+        "ACTIVE",
+        True,
+        True,
+        "ns/job",
+    )
+
+
+async def test_a_job_gone_while_it_was_created_is_reconciled_in_full() -> None:
+    # The full reconcile confirms the absence and creates again, under the guard.
+    provider = FakeProvider([ABSENT, ABSENT])
+    ctx, _ = context(provider)
+    outcome = await follow(OWNED, ctx, Outcome(MOVING, "created"), max_age=1)
+    assert provider.calls == ["observe-list-state", "observe", "create"]
+    assert outcome.action == "recreated"
+
+
+@pytest.mark.parametrize(
+    ("listed", "action", "done"),
+    [
+        pytest.param(ABSENT, "deleted", True, id="gone-is-deleted"),
+        pytest.param(
+            dataclasses.replace(MOVING, state="DELETING"), "deleting", False, id="still-deleting"
+        ),
+    ],
+)  # fmt: skip
+async def test_following_a_deletion(listed: Observation, action: str, done: bool) -> None:
+    provider = FakeProvider([listed])
+    ctx, _ = context(provider)
+    deleting = dataclasses.replace(MOVING, state="DELETING")
+    outcome = await follow(OWNED, ctx, Outcome(deleting, "deleting"), max_age=1)
+    assert (outcome.action, outcome.done) == (action, done)
+    assert provider.calls == ["observe-list-state"]
+
+
+async def test_a_failed_state_read_while_following_is_an_error_on_the_known_job() -> None:
+    throttled = ProviderError("ThrottlingException", "slow down", retryable=True)
+    provider = FakeProvider([], fail={"observe-list-state": throttled})
+    ctx, _ = context(provider)
+    outcome = await follow(JOB, ctx, Outcome(MOVING, "created"), max_age=1)
+    assert outcome.error is throttled
+    assert outcome.observation == MOVING

@@ -197,7 +197,7 @@ def test_remote_fields_are_mirrored_with_rfc3339_times() -> None:
         "updatedAt": "2026-01-02T03:04:06Z",
         "scheduleId": "tr-1",
     }
-    assert status["lastObservedTime"] == "2026-11-23T12:00:00Z"
+    assert "lastObservedTime" not in status  # no heartbeat: status changes only with its content
 
 
 def test_an_unreadable_remote_keeps_the_last_known_remote_and_ready() -> None:
@@ -205,7 +205,6 @@ def test_an_unreadable_remote_keeps_the_last_known_remote_and_ready() -> None:
     later = NOW + datetime.timedelta(minutes=5)
     status = compute_status(JOB, Outcome(None, error=THROTTLED), prior, later)
     assert status["remote"] == prior["remote"]
-    assert status["lastObservedTime"] == prior["lastObservedTime"]
     assert _conditions(status)["Ready"] == ("True", "Available")
 
 
@@ -251,3 +250,10 @@ def test_status_patch_leaves_keys_it_does_not_own() -> None:
     patch = status_patch(compute_status(JOB, Outcome(ACTIVE), prior, NOW), prior)
     assert "pendingCreate" not in patch
     assert set(patch) <= set(OWNED_KEYS)
+
+
+def test_an_unchanged_status_is_not_written_again() -> None:
+    # The same observation minutes later: no heartbeat, nothing to write.
+    prior = compute_status(JOB, Outcome(ACTIVE), {}, NOW)
+    later = NOW + datetime.timedelta(minutes=10)
+    assert status_patch(compute_status(JOB, Outcome(ACTIVE), prior, later), prior) == {}

@@ -6,6 +6,7 @@ with `retryable` set: the reconciler never looks at HTTP codes or botocore excep
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -48,6 +49,21 @@ class Observation:
 ABSENT = Observation(exists=False)
 
 
+def with_state_of(known: Observation, listed: Observation) -> Observation:
+    """`known` (a full observation) moved on to the state a later state-only read found."""
+    return dataclasses.replace(
+        known,
+        exists=listed.exists,
+        state=listed.state,
+        ready=listed.ready,
+        settled=listed.settled,
+        failed=listed.failed,
+        error_code=listed.error_code,
+        error_message=listed.error_message,
+        updated_at=listed.updated_at or known.updated_at,
+    )
+
+
 class ProviderError(Exception):
     """A remote call failed. `retryable` errors back off and retry; others are terminal."""
 
@@ -77,10 +93,15 @@ class Provider(Protocol):
     name: ProviderName
     marks_owner: bool  # the remote job stores which SyncJob owns it (Observation.owner)
 
-    async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
+    async def observe(
+        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+    ) -> Observation:
         """Reads the remote job (by its recorded id, or by name where the provider names jobs).
-        `shared_list` allows one list call per scope to serve many objects (periodic resync);
-        otherwise the read is fresh."""
+        With `max_age`, the lists of its scope read at most that many seconds ago may serve it:
+        one list call per scope then serves every object in it (drift detection, settling).
+        Without, the read is fresh and of this job alone. `content=False` asks for existence
+        and state only (following a job that settles): what only the comparison with the spec
+        needs may go unread, and up_to_date is then None."""
         ...
 
     async def create(self, job: SyncJob) -> Observation:

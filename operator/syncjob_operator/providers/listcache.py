@@ -1,5 +1,5 @@
-"""One list call per scope serving many objects: the periodic resync's read of a TwinMaker
-workspace or a Truto integration."""
+"""One list call per scope serving many objects: how a TwinMaker workspace, a region's tags or
+a Truto integration is read for drift detection and while remote jobs settle."""
 
 from __future__ import annotations
 
@@ -13,22 +13,22 @@ V = TypeVar("V")
 
 
 class SharedListCache(Generic[K, V]):
-    """One in-flight list call per scope, its result reused for `ttl` seconds.
+    """One in-flight list call per scope; its result serves every reader that accepts its age.
 
-    Periodic resyncs of many SyncJobs in one TwinMaker workspace or Truto integration then
-    cost one list call per scope instead of one get per object.
+    The drift pass accepts lists up to half a resync period old and settling jobs up to half a
+    poll interval, so each costs one list call per scope per period however many objects it
+    serves. Memory grows with scopes (one list each), not with reads.
     """
 
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
+    def __init__(self) -> None:
         self._entries: dict[K, tuple[float, V]] = {}
         self._locks: dict[K, asyncio.Lock] = {}
 
-    async def get(self, scope: K, fetch: Callable[[], Awaitable[V]]) -> V:
+    async def get(self, scope: K, fetch: Callable[[], Awaitable[V]], *, max_age: float) -> V:
         lock = self._locks.setdefault(scope, asyncio.Lock())
         async with lock:
             entry = self._entries.get(scope)
-            if entry is not None and time.monotonic() - entry[0] < self._ttl:
+            if entry is not None and time.monotonic() - entry[0] <= max_age:
                 return entry[1]
             value = await fetch()
             self._entries[scope] = (time.monotonic(), value)

@@ -190,15 +190,15 @@ class TrutoProvider:
         secrets: SecretReader,
         *,
         default_base_url: str = DEFAULT_BASE_URL,
-        list_ttl: float = 30.0,
         timeout: float = 15.0,
     ) -> None:
         self._secrets = secrets
         self._default_base_url = default_base_url
         self._timeout = timeout
         self._http: httpx.AsyncClient | None = None  # made in connect(), inside the event loop
-        self._lists: SharedListCache[Hashable, dict[str, dict[str, Any]]] = SharedListCache(
-            list_ttl
+        self._lists: SharedListCache[Hashable, dict[str, dict[str, Any]]] = SharedListCache()
+        self._trigger_lists: SharedListCache[Hashable, dict[str, list[dict[str, Any]]]] = (
+            SharedListCache()
         )
 
     async def connect(self) -> None:
@@ -257,39 +257,52 @@ class TrutoProvider:
         return (spec.base_url or self._default_base_url).rstrip("/")
 
     async def scope(self, job: SyncJob) -> Hashable:
-        """Jobs visible to one token in one integration: the token itself, hashed, so that
-        Secrets in several namespaces holding one token share a scope."""
+        """Jobs visible to one token in one integration."""
+        return (*await self._token_scope(job), _spec(job).integration_name)
+
+    async def _token_scope(self, job: SyncJob) -> tuple[str, str, str]:
+        """What one token sees: the token itself, hashed, so that Secrets in several namespaces
+        holding one token share a scope."""
         spec = _spec(job)
         ref = spec.token_secret_ref
         token = await secret_value(self._secrets, job.namespace, ref.name, ref.key)
         token_scope = hashlib.sha256(token.encode()).hexdigest()[:16]
-        return (self.name, self._base_url(spec), token_scope, spec.integration_name)
+        return (self.name, self._base_url(spec), token_scope)
 
     def fingerprint(self, job: SyncJob) -> str:
         return content_hash(desired_body(_spec(job)))
 
     async def _list(self, job: SyncJob) -> dict[str, dict[str, Any]]:
-        jobs: dict[str, dict[str, Any]] = {}
+        params = {"integration_name": _spec(job).integration_name}
+        return {
+            item["id"]: item for item in await self._pages(job, "ListSyncJobs", "/sync-job", params)
+        }
+
+    async def _pages(
+        self, job: SyncJob, operation: str, path: str, filters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {
-                "integration_name": _spec(job).integration_name,
-                "limit": _PAGE_LIMIT,
-            }
+            params: dict[str, Any] = {**filters, "limit": _PAGE_LIMIT}
             if cursor:
                 params["next_cursor"] = cursor
-            payload = await self._request(job, "ListSyncJobs", "GET", "/sync-job", params=params)
-            items, cursor = list_page(payload or {})
-            jobs.update((item["id"], item) for item in items)
-            if not cursor or not items:
-                return jobs
+            payload = await self._request(job, operation, "GET", path, params=params)
+            page, cursor = list_page(payload or {})
+            items.extend(page)
+            if not cursor or not page:
+                return items
 
-    async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
+    async def observe(
+        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+    ) -> Observation:
         spec = _spec(job)
         if job.remote_id is None:
             return ABSENT
-        if shared_list:
-            jobs = await self._lists.get(await self.scope(job), lambda: self._list(job))
+        if max_age is not None:
+            jobs = await self._lists.get(
+                await self.scope(job), lambda: self._list(job), max_age=max_age
+            )
             found = jobs.get(job.remote_id)
         else:
             found = await self._request(
@@ -298,7 +311,15 @@ class TrutoProvider:
         if found is None:
             return ABSENT
         wanted_or_known = spec.schedule is not None or job.remote_schedule_id is not None
-        triggers = await self._triggers(job, found["id"]) if wanted_or_known else None
+        if not (content and wanted_or_known):
+            triggers = None
+        elif max_age is None:
+            triggers = await self._triggers(job, found["id"])
+        else:
+            listed = await self._trigger_lists.get(
+                await self._token_scope(job), lambda: self._all_triggers(job), max_age=max_age
+            )
+            triggers = listed.get(found["id"], [])
         return _observation(found, spec, triggers)
 
     async def _triggers(self, job: SyncJob, job_id: str) -> list[dict[str, Any]]:
@@ -312,6 +333,15 @@ class TrutoProvider:
             params={"sync_job_id": job_id, "limit": _PAGE_LIMIT},
         )
         return list_page(payload or {})[0]
+
+    async def _all_triggers(self, job: SyncJob) -> dict[str, list[dict[str, Any]]]:
+        """Every cron trigger the token sees, by sync job: one list for drift detection."""
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for trigger in await self._pages(
+            job, "ListSyncJobCronTriggers", "/sync-job-cron-trigger", {}
+        ):
+            by_job.setdefault(str(trigger.get("sync_job_id")), []).append(trigger)
+        return by_job
 
     async def find_created(self, job: SyncJob) -> list[Observation]:
         pending = job.pending_create
@@ -358,6 +388,8 @@ class TrutoProvider:
         self, job: SyncJob, job_id: str, changes: ScheduleChanges
     ) -> dict[str, Any] | None:
         """Applies `changes`; returns the trigger left on the job, if any."""
+        if not changes.none:
+            self._trigger_lists.invalidate(await self._token_scope(job))
         path = "/sync-job-cron-trigger"
         kept: dict[str, Any] | None = None
         if changes.create is not None:

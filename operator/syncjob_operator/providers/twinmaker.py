@@ -34,6 +34,7 @@ from syncjob_operator.providers.listcache import SharedListCache
 
 if TYPE_CHECKING:  # type stubs only: not installed in the image
     from mypy_boto3_iottwinmaker import IoTTwinMakerClient
+    from mypy_boto3_resourcegroupstaggingapi import ResourceGroupsTaggingAPIClient
 
 T = TypeVar("T")
 
@@ -53,12 +54,19 @@ _RETRYABLE_CODES = frozenset(
 )
 _SETTLED_STATES = frozenset({"ACTIVE", "ERROR"})
 _LIST_PAGE_SIZE = 200
+_TAG_PAGE_SIZE = 100  # GetResources' maximum
 
 # boto3 retries on its own would hide throttling from our backoff and metrics: one attempt,
 # short timeouts, and the reconciler decides when to try again.
 _BOTO_CONFIG = botocore.config.Config(
     retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15
 )
+
+
+def _config(endpoint: str | None) -> botocore.config.Config:
+    # An explicit endpoint (VPC endpoint, emulator) is the whole host: botocore would otherwise
+    # prepend the model's "api." host prefix to it.
+    return _BOTO_CONFIG.merge(botocore.config.Config(inject_host_prefix=endpoint is None))
 
 
 def classify(error: Exception, operation: str) -> ProviderError:
@@ -162,17 +170,45 @@ class TwinMakerProvider:
         executor: Executor,
         *,
         default_endpoint_url: str | None = None,
-        list_ttl: float = 30.0,
     ) -> None:
         self._secrets = secrets
         self._executor = executor
         self._default_endpoint_url = default_endpoint_url
         self._clients: dict[tuple[str, str | None, str], IoTTwinMakerClient] = {}
+        self._tagging: dict[tuple[str, str | None, str], ResourceGroupsTaggingAPIClient] = {}
+        # By workspace: its sync jobs. By region, endpoint and identity: the owned jobs' tags.
         self._lists: SharedListCache[
             tuple[str, str | None, str, str], dict[str, dict[str, Any]]
-        ] = SharedListCache(list_ttl)
+        ] = SharedListCache()
+        self._owned_tags: SharedListCache[
+            tuple[str, str | None, str], dict[str, dict[str, str]]
+        ] = SharedListCache()
 
     async def _client(self, job: SyncJob) -> tuple[IoTTwinMakerClient, str]:
+        credentials, endpoint, identity = await self._identity(job)
+        key = (_spec(job).region, endpoint, identity)
+        client = self._clients.get(key)
+        if client is None:
+            session = _session(_spec(job), credentials)
+            client = session.client("iottwinmaker", endpoint_url=endpoint, config=_config(endpoint))
+            self._clients[key] = client
+        return client, identity
+
+    async def _tagging_client(self, job: SyncJob) -> ResourceGroupsTaggingAPIClient:
+        credentials, endpoint, identity = await self._identity(job)
+        key = (_spec(job).region, endpoint, identity)
+        client = self._tagging.get(key)
+        if client is None:
+            client = _session(_spec(job), credentials).client(
+                "resourcegroupstaggingapi", endpoint_url=endpoint, config=_config(endpoint)
+            )
+            self._tagging[key] = client
+        return client
+
+    async def _identity(self, job: SyncJob) -> tuple[dict[str, str], str | None, str]:
+        """The job's credentials (empty: the default chain), endpoint, and a hash naming the
+        identity. Clients are costly to build and thread-safe: one per region, endpoint and
+        identity."""
         spec = _spec(job)
         endpoint = spec.endpoint_url or self._default_endpoint_url
         credentials: dict[str, str] = {}
@@ -193,30 +229,16 @@ class TwinMakerProvider:
                     retryable=False,
                 )
             credentials = {arg: data[key] for arg, key in keys.items()}
-        # Clients are costly to build and thread-safe: one per region, endpoint and identity.
         identity = hashlib.sha256(repr(sorted(credentials.items())).encode()).hexdigest()[:16]
-        cache_key = (spec.region, endpoint, identity)
-        client = self._clients.get(cache_key)
-        if client is None:
-            session = boto3.session.Session(
-                region_name=spec.region,
-                aws_access_key_id=credentials.get("aws_access_key_id"),
-                aws_secret_access_key=credentials.get("aws_secret_access_key"),
-                aws_session_token=credentials.get("aws_session_token"),
-            )
-            # An explicit endpoint (VPC endpoint, emulator) is the whole host: botocore would
-            # otherwise prepend the model's "api." host prefix to it.
-            config = _BOTO_CONFIG.merge(botocore.config.Config(inject_host_prefix=endpoint is None))
-            client = session.client("iottwinmaker", endpoint_url=endpoint, config=config)
-            self._clients[cache_key] = client
-        return client, identity
+        return credentials, endpoint, identity
 
     async def connect(self) -> None:
         """Nothing to open up front: a client is built per region, endpoint and identity on
         first use (credentials come from each SyncJob's Secret)."""
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
+        clients = [*self._clients.values(), *self._tagging.values()]
+        self._clients, self._tagging = {}, {}
         for client in clients:
             client.close()
 
@@ -245,21 +267,13 @@ class TwinMakerProvider:
     async def find_created(self, job: SyncJob) -> list[Observation]:
         return []  # jobs are named by workspaceId + syncSource: observe finds them
 
-    async def observe(self, job: SyncJob, *, shared_list: bool = False) -> Observation:
+    async def observe(
+        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+    ) -> Observation:
         spec = _spec(job)
         client, identity = await self._client(job)
-        if shared_list:
-            jobs = await self._lists.get(
-                self._scope(spec, identity), lambda: self._list_jobs(client, spec.workspace_id)
-            )
-            summary = jobs.get(spec.sync_source)
-            if summary is None:
-                return ABSENT
-            if summary["arn"] != job.remote_id:
-                # Not recorded as ours: only a full read (role included) may judge it.
-                return _observation(summary, job, tags=None)
-            tags = await self._tags(client, summary["arn"])
-            return ABSENT if tags is None else _observation(summary, job, tags=tags)
+        if max_age is not None:
+            return await self._observe_listed(job, client, identity, max_age, content=content)
         try:
             found: dict[str, Any] = dict(
                 await self._call(
@@ -277,6 +291,52 @@ class TwinMakerProvider:
         if tags is None:
             return ABSENT
         return _observation(found, job, tags=tags, role=found["syncRole"])
+
+    async def _observe_listed(
+        self,
+        job: SyncJob,
+        client: IoTTwinMakerClient,
+        identity: str,
+        max_age: float,
+        *,
+        content: bool,
+    ) -> Observation:
+        """From two lists: the workspace's sync jobs (ListSyncJobs) and the tags of every job
+        the operator owns in the region (the Resource Groups Tagging API's GetResources)."""
+        spec = _spec(job)
+        jobs = await self._lists.get(
+            self._scope(spec, identity),
+            lambda: self._list_jobs(client, spec.workspace_id),
+            max_age=max_age,
+        )
+        summary = jobs.get(spec.sync_source)
+        if summary is None:
+            return ABSENT
+        if summary["arn"] != job.remote_id or not content:
+            # Not recorded as ours, only a full read (role included) may judge it; or only its
+            # state was asked for.
+            return _observation(summary, job, tags=None)
+        owned = await self._owned_tags.get(
+            (spec.region, spec.endpoint_url, identity),
+            lambda: self._list_owned_tags(job),
+            max_age=max_age,
+        )
+        # Missing from the owner-tag listing: its owner tag is gone, and with it the knowledge
+        # of its other tags (None: the caller confirms with a read of its own).
+        return _observation(summary, job, tags=owned.get(summary["arn"]))
+
+    async def _list_owned_tags(self, job: SyncJob) -> dict[str, dict[str, str]]:
+        """Every TwinMaker resource in the region that carries an owner tag, with its tags."""
+        tagging = await self._tagging_client(job)
+        tags: dict[str, dict[str, str]] = {}
+        token = ""
+        while True:
+            page = await self._call("GetResources", functools.partial(_owned_page, tagging, token))
+            for mapping in page.get("ResourceTagMappingList", []):
+                tags[mapping["ResourceARN"]] = {t["Key"]: t["Value"] for t in mapping["Tags"]}
+            token = page.get("PaginationToken", "")
+            if not token:
+                return tags
 
     async def _tags(self, client: IoTTwinMakerClient, arn: str) -> dict[str, str] | None:
         """The job's tags; None when the job is gone since it was read (it was DELETING)."""
@@ -374,6 +434,24 @@ class TwinMakerProvider:
         except ProviderError as error:
             if error.code != "ResourceNotFoundException":
                 raise
+
+
+def _session(spec: TwinMakerSpec, credentials: Mapping[str, str]) -> boto3.session.Session:
+    return boto3.session.Session(
+        region_name=spec.region,
+        aws_access_key_id=credentials.get("aws_access_key_id"),
+        aws_secret_access_key=credentials.get("aws_secret_access_key"),
+        aws_session_token=credentials.get("aws_session_token"),
+    )
+
+
+def _owned_page(tagging: ResourceGroupsTaggingAPIClient, token: str) -> Any:
+    return tagging.get_resources(
+        PaginationToken=token,
+        TagFilters=[{"Key": OWNER_TAG}],
+        ResourceTypeFilters=["iottwinmaker"],
+        ResourcesPerPage=_TAG_PAGE_SIZE,
+    )
 
 
 def _list_page(client: IoTTwinMakerClient, workspace_id: str, token: str | None) -> Any:

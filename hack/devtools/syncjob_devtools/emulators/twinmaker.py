@@ -14,6 +14,7 @@ boto3 prefixes the host with ``api.`` for these operations (the model's
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -66,7 +67,13 @@ WORKSPACE_OPERATIONS = (
     "DeleteWorkspace",
     "ListWorkspaces",
 )
-SERVED_OPERATIONS = SYNC_JOB_OPERATIONS + TAG_OPERATIONS + WORKSPACE_OPERATIONS
+# The Resource Groups Tagging API (JSON 1.1, one POST / per call named by X-Amz-Target), as far
+# as reading TwinMaker resources' tags in bulk needs it.
+TAGGING_SERVICE = "tagging"
+TAGGING_TARGET_PREFIX = "ResourceGroupsTaggingAPI_20170126."
+TAGGING_OPERATIONS = ("GetResources",)
+MODEL_OPERATIONS = SYNC_JOB_OPERATIONS + TAG_OPERATIONS + WORKSPACE_OPERATIONS
+SERVED_OPERATIONS = MODEL_OPERATIONS + TAGGING_OPERATIONS
 UNKNOWN_OPERATION = "UnknownOperation"
 
 # Page sizes the model documents for each list call (its MaxResults shape says 0-200).
@@ -205,7 +212,7 @@ class TwinMakerEmulator:
         )
         self.core = EmulatorCore(reset_state=self._reset, complete_fault=self._complete_fault)
         self.bindings = {
-            name: OperationBinding(self.model.operation_model(name)) for name in SERVED_OPERATIONS
+            name: OperationBinding(self.model.operation_model(name)) for name in MODEL_OPERATIONS
         }
         self._handlers: dict[str, Handler] = {
             "CreateSyncJob": self._create_sync_job,
@@ -236,6 +243,7 @@ class TwinMakerEmulator:
                 self._admin_remove_job,
                 methods=["DELETE"],
             ),
+            Route("/", self._tagging_api, methods=["POST"]),
             # Anything else is counted and answered the way AWS answers an unknown path.
             Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
@@ -265,6 +273,59 @@ class TwinMakerEmulator:
             return self._error(exc)
         return JSONResponse(result, headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
+    async def _tagging_api(self, request: Request) -> Response:
+        """The Resource Groups Tagging API's GetResources over this emulator's resources."""
+        target = request.headers.get("x-amz-target", "")
+        operation = target.removeprefix(TAGGING_TARGET_PREFIX)
+        self.core.counters.record(operation if operation in TAGGING_OPERATIONS else target)
+        try:
+            self._authenticate(request, service=TAGGING_SERVICE)
+            if operation not in TAGGING_OPERATIONS:
+                raise AwsError("UnknownOperationException", f"Unknown operation {target}")
+            injection = await self.core.faults.inject(operation)
+            if (injected := injection.error) is not None:
+                assert injected.code is not None  # _complete_fault filled it in
+                raise AwsError(injected.code, injected.message or "Injected fault", injected.status)
+            result = self._get_resources(json.loads(await request.body() or b"{}"))
+            await injection.hold_response()
+        except AwsError as exc:
+            headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+            body = {"__type": exc.code, "Message": exc.message}
+            return JSONResponse(body, status_code=exc.status or 400, headers=headers)
+        return JSONResponse(
+            result,
+            media_type="application/x-amz-json-1.1",
+            headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        )
+
+    def _get_resources(self, params: dict[str, Any]) -> dict[str, Any]:
+        per_page = params.get("ResourcesPerPage", 50)
+        if not isinstance(per_page, int) or not 1 <= per_page <= 100:
+            raise AwsError("InvalidParameterException", "ResourcesPerPage must be 1 to 100")
+        records: list[WorkspaceRecord | SyncJobRecord] = [
+            *self.state.workspaces.values(),
+            *self.state.jobs.values(),
+        ]
+        found = [
+            record
+            for record in records
+            if record.tags
+            and _matches_type(record.arn, params.get("ResourceTypeFilters") or [])
+            and all(_matches_tag(record.tags, f) for f in params.get("TagFilters") or [])
+        ]
+        found.sort(key=lambda r: r.arn)
+        try:
+            page, token = paginate(
+                found, lambda r: r.arn, per_page, params.get("PaginationToken") or None
+            )
+        except InvalidPageToken as exc:
+            raise AwsError("InvalidParameterException", "Invalid PaginationToken") from exc
+        mappings = [
+            {"ResourceARN": r.arn, "Tags": [{"Key": k, "Value": v} for k, v in r.tags.items()]}
+            for r in page
+        ]
+        return {"PaginationToken": token or "", "ResourceTagMappingList": mappings}
+
     async def _unknown(self, request: Request) -> Response:
         self.core.counters.record(UNKNOWN_OPERATION)
         try:
@@ -278,7 +339,7 @@ class TwinMakerEmulator:
         headers = {"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": str(uuid.uuid4())}
         return JSONResponse({"message": exc.message}, status_code=status, headers=headers)
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request, service: str = SERVICE) -> None:
         """Reject requests that are not SigV4-signed for this service and region.
 
         The signature itself is not verified (any credentials work, as with most
@@ -309,10 +370,10 @@ class TwinMakerEmulator:
         scope = fields["Credential"].split("/")
         if len(scope) != 5 or scope[4] != "aws4_request":
             raise AwsError("IncompleteSignatureException", "Credential is malformed.")
-        if scope[3] != SERVICE:
+        if scope[3] != service:
             raise AwsError(
                 "InvalidSignatureException",
-                f"Credential should be scoped to correct service: '{SERVICE}'. ",
+                f"Credential should be scoped to correct service: '{service}'. ",
             )
         if scope[2] != self.config.region:
             raise AwsError(
@@ -689,6 +750,19 @@ def sitewise_resources(job: SyncJobRecord, now: float) -> list[dict[str, Any]]:
         ({**r, "status": status, "updateDateTime": current.at} for r in resources),
         key=lambda r: f"{r['resourceType']}/{r['externalId']}",
     )
+
+
+def _matches_type(arn: str, filters: list[str]) -> bool:
+    """ "service" or "service:type", the type being the ARN resource's first segment."""
+    resource = arn.split(":", 5)[5] if arn.count(":") >= 5 else ""
+    kind = resource.split("/", 1)[0]
+    return not filters or any(f in (SERVICE, f"{SERVICE}:{kind}") for f in filters)
+
+
+def _matches_tag(tags: dict[str, str], tag_filter: dict[str, Any]) -> bool:
+    key = tag_filter.get("Key")
+    values = tag_filter.get("Values") or []
+    return key in tags and (not values or tags[key] in values)
 
 
 def create_app(config: TwinMakerConfig | None = None) -> Starlette:

@@ -1,0 +1,73 @@
+"""The drift pass: one walk per scope, members of a scope one after another, failures contained."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Hashable
+
+from syncjob_operator.drift import DriftPass, Member
+from syncjob_operator.model import SyncJob
+from tests.unit.jobs import TWINMAKER_JOB
+
+
+def _member(name: str, workspace: str) -> Member:
+    spec = TWINMAKER_JOB.spec
+    assert spec.twinmaker is not None
+    twinmaker = spec.twinmaker.model_copy(update={"workspace_id": workspace})
+    job = dataclasses.replace(
+        TWINMAKER_JOB, name=name, uid=name, spec=spec.model_copy(update={"twinmaker": twinmaker})
+    )
+    return Member(job, {}, busy=False)
+
+
+async def _scope(job: SyncJob) -> Hashable:
+    assert job.spec.twinmaker is not None
+    if job.spec.twinmaker.workspace_id == "broken":
+        raise RuntimeError("its Secret is missing")
+    return job.spec.twinmaker.workspace_id
+
+
+async def test_one_walk_per_scope_its_members_in_turn_and_failures_contained() -> None:
+    members = [
+        _member("a1", "plant-a"),
+        _member("b1", "plant-b"),
+        _member("a2", "plant-a"),
+        _member("x", "broken"),
+        _member("a3", "plant-a"),
+    ]
+    order: list[str] = []
+    running: dict[Hashable, int] = {}
+
+    async def resync(member: Member) -> None:
+        scope = await _scope(member.job) if member.job.name != "x" else "x"
+        running[scope] = running.get(scope, 0) + 1
+        assert running[scope] == 1, "two members of one scope resynced at once"
+        await asyncio.sleep(0)
+        order.append(member.job.name)
+        running[scope] -= 1
+        if member.job.name == "a2":
+            raise RuntimeError("one object's failure")
+
+    drift = DriftPass(period=60, members=lambda: members, scope_of=_scope, resync=resync)
+    scopes = await drift.sweep()
+    assert scopes == 3  # plant-a, plant-b, and the one whose scope could not be told
+    assert sorted(order) == ["a1", "a2", "a3", "b1", "x"]  # a2 failing stopped nobody
+    assert [name for name in order if name.startswith("a")] == ["a1", "a2", "a3"]
+
+
+async def test_a_pass_runs_once_per_period() -> None:
+    walked: list[str] = []
+
+    async def resync(member: Member) -> None:
+        walked.append(member.job.name)
+
+    members = [_member("a1", "plant-a")]
+    drift = DriftPass(period=0.05, members=lambda: members, scope_of=_scope, resync=resync)
+    task = asyncio.create_task(drift.run())
+    await asyncio.sleep(0.02)
+    assert walked == []  # the first pass waits one period
+    await asyncio.sleep(0.16)
+    task.cancel()
+    assert 2 <= len(walked) <= 4
+    assert set(walked) == {"a1"}

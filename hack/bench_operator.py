@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -94,8 +95,30 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(*names: str) -> dict[str, int]:
+    """Processes by command name (the control plane's, which the plane starts as children)."""
+    found: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                comm = (proc / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm in names:
+                found.setdefault(comm, int(proc.name))
+    return found
+
+
 class Bench:
-    def __init__(self, plane: ControlPlane, emu: RunningEmulators, work: Path) -> None:
+    def __init__(
+        self, plane: ControlPlane, emu: RunningEmulators, work: Path, operator_args: list[str]
+    ) -> None:
+        self.operator_args = operator_args
         self.kubectl = ["kubectl", "--kubeconfig", str(plane.kubeconfig)]
         self.plane, self.emu, self.work = plane, emu, work
         api = config.new_client_from_config(str(plane.kubeconfig))
@@ -144,7 +167,7 @@ class Bench:
             truto_url=self.emu.truto_url,
             resync_seconds=resync,
             poll_seconds=1.0,
-            extra_args=("--namespace", NAMESPACE),
+            extra_args=("--namespace", NAMESPACE, *self.operator_args),
         )
 
     def baseline(self, docs: str, total: int) -> dict[str, float]:
@@ -203,6 +226,9 @@ def main() -> None:
     parser.add_argument("--resync-seconds", type=float, default=30)
     parser.add_argument("--steady-seconds", type=float, default=120)
     parser.add_argument("--soak-seconds", type=float, default=0)
+    parser.add_argument(
+        "--operator-arg", action="append", default=[], help="passed to `syncjob-operator run`"
+    )
     args = parser.parse_args()
     total = 2 * args.jobs
     scopes = args.jobs + INTEGRATIONS  # a workspace per TwinMaker job, an integration per 10th
@@ -214,7 +240,7 @@ def main() -> None:
             TwinMakerConfig(transition_seconds=0.5), TrutoConfig(tokens=frozenset({"t"}))
         ) as emu,
     ):
-        bench = Bench(plane, emu, work)
+        bench = Bench(plane, emu, work, args.operator_arg)
         twinmaker = twinmaker_client(emu.twinmaker_url)
         for w in range(args.jobs):  # TwinMaker has one SITEWISE job per workspace
             twinmaker.create_workspace(workspaceId=f"ws{w}")
@@ -238,6 +264,13 @@ def main() -> None:
 
         threading.Thread(target=sample, daemon=True).start()
         writes, calls = bench.writes(), bench.remote_calls()
+        # CPU by process during the burst: the emulators run in this process.
+        processes = {
+            **pids_named("kube-apiserver", "etcd"),
+            "operator": pid,
+            "emulators+bench": os.getpid(),
+        }
+        cpu = {name: cpu_seconds(p) for name, p in processes.items()}
         started = time.monotonic()
         bench.run("apply", "-n", NAMESPACE, "-f", "-", stdin=docs)
         for count in bench.ready_stream():
@@ -246,6 +279,7 @@ def main() -> None:
         ready_seconds = time.monotonic() - started
         ready_writes = bench.writes() - writes
         ready_calls = bench.remote_calls() - calls
+        cpu = {name: round(cpu_seconds(p) - cpu[name], 1) for name, p in processes.items()}
         report["ready"] = {
             "all_ready_seconds": round(ready_seconds, 1),
             "ready_per_second": round(total / ready_seconds, 1),
@@ -258,6 +292,7 @@ def main() -> None:
             "remote_calls_per_object": round(sum(ready_calls.values()) / total, 2),
             "remote_calls_per_object_by_kind": per(ready_calls, total),
             "operator_rss_mib_peak": round(peak[0], 1),
+            "cpu_seconds_by_process": cpu,
         }
         time.sleep(args.resync_seconds)  # settle: let the first drift pass after creation run
         writes, calls = bench.writes(), bench.remote_calls()

@@ -30,7 +30,9 @@ class Member:
 
     job: SyncJob
     status: Mapping[str, Any]
-    busy: bool  # a change handler is retrying or polling it on its own schedule
+    # A change handler owns it: it has not handled the object's latest change yet, or it is
+    # retrying or polling it on its own schedule.
+    busy: bool
 
 
 class DriftPass:

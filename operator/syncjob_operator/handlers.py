@@ -64,11 +64,14 @@ _EVENT_REASONS = {
 }
 INDEX_ID = "syncjob_index"
 MEMBER_KEY = ("member",)  # the index key under which every SyncJob's Member is kept
-_LOG = logging.getLogger("syncjob_operator.drift")
+_LOG = logging.getLogger("syncjob_operator.objects")  # lines about one object, outside kopf
 ANNOTATION_PREFIX = "syncjob.dev"
 # kopf keeps a handler's progress in this annotation while it retries or polls, and removes it
 # once the handler is done: its presence means the change handler owns the object.
 APPLY_PROGRESS = f"{ANNOTATION_PREFIX}/apply"
+# kopf's diff-base, written once a change is handled: without it, kopf has a change (the
+# creation) still to handle, and the change handler owns the object.
+LAST_HANDLED = f"{ANNOTATION_PREFIX}/last-handled-configuration"
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,7 @@ class Handlers:
         written, and Events posted, only when something changed."""
         job, prior = member.job, dict(member.status)
         if job.deleting or member.busy:
-            return  # the delete handler, or a retrying change handler, owns it now
+            return  # the delete handler, or a change handler not done with it, owns it now
         if prior.get("observedGeneration") not in (None, job.generation):
             return  # a spec change is being handled right now
         if self.runtime.locks[job.uid].locked():
@@ -522,13 +525,16 @@ def events(
     return found
 
 
-def _index_entries(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
+def index_body(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
+    """One SyncJob's entries in kopf's index: its claims (ownership.job_entries) and its
+    Member for the drift pass."""
     try:
         job = SyncJob.from_body(body)
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return {}  # the handlers report a body they cannot parse
     status = dict(body.get("status") or {})
-    busy = APPLY_PROGRESS in body.metadata.annotations
+    annotations = body.metadata.annotations
+    busy = APPLY_PROGRESS in annotations or LAST_HANDLED not in annotations
     return {**job_entries(job), MEMBER_KEY: Member(job, status, busy)}
 
 
@@ -570,7 +576,7 @@ def register(
     )(handlers.delete)
     # Every SyncJob's claim, owner name and Secrets, complete before any handler runs (kopf
     # holds handlers until its indexes are populated): the ownership rules read it.
-    kopf.index(*resource, registry=registry, labels=selector, id=INDEX_ID)(_index_entries)
+    kopf.index(*resource, registry=registry, labels=selector, id=INDEX_ID)(index_body)
     kopf.on.event(
         "",
         "v1",
@@ -581,8 +587,15 @@ def register(
     )(handlers.secret_event)
 
 
-def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: bool = False) -> None:
+def configure_settings(
+    settings: kopf.OperatorSettings, *, exact_namespaces: bool = False, max_workers: int = 200
+) -> None:
     """All kopf settings in one place; each non-default says why."""
+    # kopf starts a worker per object with pending events: a restart or a burst over 10,000
+    # SyncJobs would hold 10,000 handlers (and their memory) at once, all contending for one
+    # core. A bound keeps memory flat and throughput the same (a settling job holds its slot
+    # for seconds, so the bound is well above what the API server and providers absorb).
+    settings.batching.worker_limit = max_workers
     if exact_namespaces:
         # Named namespaces need no discovery of namespaces or CRDs, which per-namespace Roles
         # forbid: kopf would retry those lists for about a minute before watching anything.
@@ -594,8 +607,14 @@ def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: boo
         prefix=ANNOTATION_PREFIX
     )
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        prefix=ANNOTATION_PREFIX, key=LAST_HANDLED.removeprefix(f"{ANNOTATION_PREFIX}/")
     )
+    # After its own patch, kopf waits this long for the watch to echo it before handling the
+    # object again from older events. In a burst of thousands of objects the watch lags by more
+    # than the default 5 s, and kopf then handled an already-created SyncJob's creation a second
+    # time (a third of them at 1,000 objects: two extra writes and reads each). A lost echo (a
+    # re-list) only delays that object's next handling by this much.
+    settings.persistence.consistency_timeout = 30
     # kopf turns every INFO log of a handler into an Event (one API write each); we post our
     # own Events with reasons, so only warnings and errors go through the log bridge.
     settings.posting.level = logging.WARNING

@@ -12,6 +12,7 @@ import base64
 import functools
 import hashlib
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class KubeSecrets:
         self.hold = hold
         self._ttl = ttl
         self._cache: dict[tuple[str, str], _ReadSecret] = {}
+        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def read(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
         secret = await self._read(namespace, name)
@@ -117,10 +119,12 @@ class KubeSecrets:
         return read
 
     async def protect(self, namespace: str, name: str) -> None:
-        """Adds the in-use finalizer unless the Secret already has it (no write then)."""
-        secret = await self._read(namespace, name)
-        if not secret.protected:
-            await self._set_protection(namespace, name, protected=True)
+        """Adds the in-use finalizer unless the Secret already has it (no write then). One at a
+        time per Secret: a burst of SyncJobs sharing it makes one write, not a race of them."""
+        async with self._locks[(namespace, name)]:
+            secret = await self._read(namespace, name)
+            if not secret.protected:
+                await self._set_protection(namespace, name, protected=True)
 
     async def release(self, namespace: str, name: str) -> None:
         """Removes the in-use finalizer, if the Secret (still) exists and has it."""

@@ -98,8 +98,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kube-workers",
         type=int,
-        default=int(env("SYNCJOB_KUBE_WORKERS", "4")),
+        default=int(env("SYNCJOB_KUBE_WORKERS", "16")),
         help="threads for the operator's own blocking Kubernetes calls (Secrets, annotations)",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=int(env("SYNCJOB_MAX_WORKERS", "200")),
+        help="SyncJobs handled at once (kopf's worker limit); the rest wait their turn",
     )
     parser.add_argument(
         "--twinmaker-endpoint-url",
@@ -221,7 +227,7 @@ async def _run(args: argparse.Namespace) -> None:
         exact = bool(args.namespaces) and not any(c in ns for ns in args.namespaces for c in "*?[!")
 
         async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
-            configure_settings(settings, exact_namespaces=exact)
+            configure_settings(settings, exact_namespaces=exact, max_workers=args.max_workers)
 
         kopf.on.startup(registry=registry, id="configure")(configure)
         kopf.on.login(registry=registry)(_login)

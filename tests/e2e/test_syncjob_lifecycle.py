@@ -452,3 +452,42 @@ def test_truto_schedule_is_a_cron_trigger_kept_in_step_with_the_spec(
         what="scheduleId cleared",
     )
     assert [j["id"] for j in emulators.truto_jobs(integration)] == [job_id]
+
+
+def test_settled_syncjobs_cost_no_write_and_one_list_per_scope_per_period(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    """A bounded soak: three SyncJobs in two scopes, settled, over four resync periods."""
+    integration, workspace = f"crm-{namespace}", emulators.new_workspace()
+    kubectl.apply(token_secret(), "-n", namespace)
+    kubectl.apply(truto_job("quiet-a", integration), "-n", namespace)
+    other = {"resources": [{"resource": "crm/deals", "method": "list"}]}
+    kubectl.apply(truto_job("quiet-b", integration, provider=other), "-n", namespace)
+    kubectl.apply(twinmaker_job("quiet-twin", workspace), "-n", namespace)
+    names = ("quiet-a", "quiet-b", "quiet-twin")
+    for name in names:
+        wait_ready(kubectl, namespace, name)
+    time.sleep(2)  # one resync period: the first drift pass after creation
+
+    def versions() -> list[str]:
+        return [get_syncjob(kubectl, namespace, n)["metadata"]["resourceVersion"] for n in names]
+
+    def events() -> int:
+        return len(kubectl.json("get", "events", "-n", namespace)["items"])
+
+    truto_before = emulators.truto_admin.calls().objects.get(integration, {})
+    twin_before = emulators.twinmaker_admin.calls().objects.get(f"{workspace}/SITEWISE", {})
+    lists_before = emulators.twinmaker_admin.count("ListSyncJobs")
+    before = (versions(), events())
+    time.sleep(8)  # four resync periods of the operator under test
+
+    assert (versions(), events()) == before  # no status, annotation or Event write
+    truto_calls = emulators.truto_admin.calls().objects.get(integration, {})
+    twin_calls = emulators.twinmaker_admin.calls().objects.get(f"{workspace}/SITEWISE", {})
+    new_truto = {op: n - truto_before.get(op, 0) for op, n in truto_calls.items()}
+    new_twin = {op: n - twin_before.get(op, 0) for op, n in twin_calls.items()}
+    # The integration's two jobs share one list per period (4 periods, one more at the edges).
+    assert {op for op, n in new_truto.items() if n} == {"ListSyncJobs"}
+    assert 3 <= new_truto["ListSyncJobs"] <= 5
+    assert not any(new_twin.values())  # nothing addressed to the TwinMaker job itself
+    assert emulators.twinmaker_admin.count("ListSyncJobs") > lists_before  # its workspace listed

@@ -14,15 +14,19 @@ import pytest
 from syncjob_operator.drift import Member
 from syncjob_operator.handlers import (
     APPLY_PROGRESS,
+    LAST_HANDLED,
+    MEMBER_KEY,
     HandlerDeps,
     Handlers,
     Timing,
     events,
+    index_body,
     inputs_hash,
+    may_hold_remote_job,
     terminal_check_due,
     terminal_record,
 )
-from syncjob_operator.model import EXTERNAL_ID_ANNOTATION, SyncJob
+from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION, SyncJob
 from syncjob_operator.ownership import NOT_OWNED, OWNED_BY_ANOTHER
 from syncjob_operator.providers.base import ABSENT, ProviderError
 from syncjob_operator.reconcile import Outcome
@@ -293,42 +297,53 @@ RETRYING = compute_status(JOB, Outcome(None, error=THROTTLED), {}, NOW)
 STILL_CREATING = compute_status(JOB, Outcome(CREATING, "created"), {}, NOW)
 
 
+# kopf's diff-base: the object's creation was handled (a restored object carries it too).
+HANDLED = {LAST_HANDLED: "{}"}
+RETRYING_NOW = {**HANDLED, APPLY_PROGRESS: "{}"}  # kopf's progress: a handler retries or polls
+
+
 @pytest.mark.parametrize(
     ("one", "reconciles"),
     [
         pytest.param(
-            body(external_id="id-1", status=SYNCED, deleting=True), False,
+            body(external_id="id-1", status=SYNCED, deleting=True, annotations=HANDLED), False,
             id="deleting-belongs-to-the-delete-handler",
         ),
         pytest.param(
-            body(external_id="id-1", status=SYNCED, annotations={APPLY_PROGRESS: "{}"}), False,
+            body(external_id="id-1", status=SYNCED, annotations=RETRYING_NOW), False,
             id="kopf-progress-means-the-change-handler-retries-or-polls",
         ),
         pytest.param(
-            body(external_id="id-1", status={**SYNCED, "observedGeneration": 2}), False,
+            body(
+                external_id="id-1", status={**SYNCED, "observedGeneration": 2}, annotations=HANDLED
+            ), False,
             id="generation-mismatch-a-spec-change-is-being-handled",
         ),
         pytest.param(
-            body(external_id="id-1", status=RETRYING, annotations={APPLY_PROGRESS: "{}"}),
+            body(external_id="id-1", status=RETRYING, annotations=RETRYING_NOW),
             False, id="synced-false-while-the-change-handler-backs-off",
         ),
         pytest.param(
-            body(external_id="id-1", status=STILL_CREATING, annotations={APPLY_PROGRESS: "{}"}),
+            body(external_id="id-1", status=STILL_CREATING, annotations=RETRYING_NOW),
             False, id="ready-creating-while-the-change-handler-polls",
         ),
         pytest.param(
-            body(external_id="id-1", status=SYNCED), True, id="settled-and-in-step",
+            body(external_id="id-1", status=SYNCED, annotations=HANDLED), True,
+            id="settled-and-in-step",
         ),
         pytest.param(
-            body(external_id="id-1"), True,
+            body(), False, id="never-handled-by-kopf-its-create-handler-owns-it",
+        ),
+        pytest.param(
+            body(external_id="id-1", annotations=HANDLED), True,
             id="no-status-at-all-lost-or-restored-is-reconciled",
         ),
         pytest.param(
-            body(external_id="id-1", status=RETRYING), True,
+            body(external_id="id-1", status=RETRYING, annotations=HANDLED), True,
             id="synced-false-left-without-kopf-progress-is-not-stuck",
         ),
         pytest.param(
-            body(external_id="id-1", status=STILL_CREATING), True,
+            body(external_id="id-1", status=STILL_CREATING, annotations=HANDLED), True,
             id="ready-creating-left-without-kopf-progress-is-not-stuck",
         ),
     ],
@@ -352,8 +367,8 @@ async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Post
 
 
 def _member(one: dict[str, Any]) -> Member:
-    annotations = one["metadata"].get("annotations") or {}
-    return Member(SyncJob.from_body(one), one.get("status") or {}, APPLY_PROGRESS in annotations)
+    member: Member = index_body(_body(one))[MEMBER_KEY]
+    return member
 
 
 async def _terminal_body(next_check: datetime.datetime, inputs: str | None = None) -> kopf.Body:
@@ -454,3 +469,25 @@ async def test_delete_blocked_by_a_terminal_error_retries_slowly(posted: Posted)
         )
     assert raised.value.delay == 123
     assert "deletionPolicy: Orphan" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("one", "holds"),
+    [
+        pytest.param(body(), False, id="new-nothing-recorded"),
+        pytest.param(body(external_id="id-1"), True, id="identity-annotation"),
+        pytest.param(
+            body(annotations={CREATE_PENDING_ANNOTATION: "2026-11-24T00:00:00Z abc"}), True,
+            id="a-create-may-have-been-sent",
+        ),
+        pytest.param(body(status={"remote": {"id": "id-1"}}), True, id="identity-only-in-status"),
+        pytest.param(
+            body(status={"remote": {"state": "ABSENT"}}), False, id="status-without-a-job",
+        ),
+    ],
+)  # fmt: skip
+def test_only_a_syncjob_that_may_hold_a_remote_job_needs_the_delete_handler(
+    one: dict[str, Any], holds: bool
+) -> None:
+    # Everything else is deleted without the operator: kopf adds no finalizer of its own.
+    assert may_hold_remote_job(_body(one)) is holds

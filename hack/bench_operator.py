@@ -237,7 +237,9 @@ def main() -> None:
     with (
         ControlPlane() as plane,
         RunningEmulators(
-            TwinMakerConfig(transition_seconds=0.5), TrutoConfig(tokens=frozenset({"t"}))
+            # A workspace per TwinMaker job: above AWS's default quota of 1,000 when asked.
+            TwinMakerConfig(transition_seconds=0.5, max_workspaces=max(1000, args.jobs)),
+            TrutoConfig(tokens=frozenset({"t"})),
         ) as emu,
     ):
         bench = Bench(plane, emu, work, args.operator_arg)

@@ -70,6 +70,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "resyncSeconds": 300,
             "pollSeconds": 5,
             "awsWorkers": 16,
+            "maxWorkers": 50,
             "extraArgs": ["--verbose"],
         },
         "providerDefaults": {

@@ -100,17 +100,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pids_named(*names: str) -> dict[str, int]:
-    """Processes by command name (the control plane's, which the plane starts as children)."""
+def plane_pids(plane: ControlPlane, *names: str) -> dict[str, int]:
+    """This control plane's processes by command name (their command lines name its files)."""
     found: dict[str, int] = {}
+    marker = str(plane.kubeconfig.parent).encode()
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes():
                 comm = (proc / "comm").read_text().strip()
-            except OSError:
-                continue
-            if comm in names:
-                found.setdefault(comm, int(proc.name))
+                if comm in names:
+                    found[comm] = int(proc.name)
+        except OSError:
+            continue
     return found
 
 
@@ -268,7 +269,7 @@ def main() -> None:
         writes, calls = bench.writes(), bench.remote_calls()
         # CPU by process during the burst: the emulators run in this process.
         processes = {
-            **pids_named("kube-apiserver", "etcd"),
+            **plane_pids(plane, "kube-apiserver", "etcd"),
             "operator": pid,
             "emulators+bench": os.getpid(),
         }

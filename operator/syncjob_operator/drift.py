@@ -11,6 +11,7 @@ timer per object.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import defaultdict
@@ -29,10 +30,21 @@ class Member:
     """What the drift pass knows of one SyncJob: as of the latest watch event."""
 
     job: SyncJob
-    status: Mapping[str, Any]
+    # The status as compact JSON: one string per object instead of a tree of dicts (a third
+    # of an object's memory at 10,000 objects), decoded once per pass.
+    status_json: str
     # A change handler owns it: it has not handled the object's latest change yet, or it is
     # retrying or polling it on its own schedule.
     busy: bool
+
+    @classmethod
+    def of(cls, job: SyncJob, status: Mapping[str, Any], *, busy: bool) -> Member:
+        return cls(job, json.dumps(status, separators=(",", ":")), busy)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = json.loads(self.status_json)
+        return status
 
 
 class DriftPass:

@@ -275,7 +275,7 @@ class Handlers:
     async def resync(self, member: Member) -> None:
         """The drift pass's look at one SyncJob: its scope's list serves the read; status is
         written, and Events posted, only when something changed."""
-        job, prior = member.job, dict(member.status)
+        job, prior = member.job, member.status
         if job.deleting or member.busy:
             return  # the delete handler, or a change handler not done with it, owns it now
         if prior.get("observedGeneration") not in (None, job.generation):
@@ -525,17 +525,17 @@ def events(
     return found
 
 
-def index_body(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
+async def index_body(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
     """One SyncJob's entries in kopf's index: its claims (ownership.job_entries) and its
-    Member for the drift pass."""
+    Member for the drift pass. Async though it awaits nothing: kopf runs sync handlers on a
+    thread pool, a hop per watch event."""
     try:
         job = SyncJob.from_body(body)
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return {}  # the handlers report a body they cannot parse
-    status = dict(body.get("status") or {})
     annotations = body.metadata.annotations
     busy = APPLY_PROGRESS in annotations or LAST_HANDLED not in annotations
-    return {**job_entries(job), MEMBER_KEY: Member(job, status, busy)}
+    return {**job_entries(job), MEMBER_KEY: Member.of(job, body.get("status") or {}, busy=busy)}
 
 
 def may_hold_remote_job(body: kopf.Body, **_: Any) -> bool:

@@ -18,7 +18,7 @@ def _member(name: str, workspace: str) -> Member:
     job = dataclasses.replace(
         TWINMAKER_JOB, name=name, uid=name, spec=spec.model_copy(update={"twinmaker": twinmaker})
     )
-    return Member(job, {}, busy=False)
+    return Member.of(job, {}, busy=False)
 
 
 async def _scope(job: SyncJob) -> Hashable:
@@ -71,3 +71,9 @@ async def test_a_pass_runs_once_per_period() -> None:
     task.cancel()
     assert 2 <= len(walked) <= 4
     assert set(walked) == {"a1"}
+
+
+def test_a_member_keeps_its_status_whole() -> None:
+    status = {"observedGeneration": 2, "remote": {"id": "arn:x", "upToDate": True}}
+    assert _member("a1", "plant-a").status == {}
+    assert Member.of(TWINMAKER_JOB, status, busy=True).status == status

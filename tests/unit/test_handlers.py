@@ -351,7 +351,7 @@ RETRYING_NOW = {**HANDLED, APPLY_PROGRESS: "{}"}  # kopf's progress: a handler r
 async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Posted) -> None:
     provider = FakeProvider([OWNED_ACTIVE])
     handlers = _handlers(provider)
-    await handlers.resync(_member(one))
+    await handlers.resync(await _member(one))
     writes = cast(RecordingStatusWriter, handlers.runtime.status_writer).writes
     if reconciles:
         assert provider.calls == ["observe-list"]
@@ -366,8 +366,8 @@ async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Post
         assert writes == []  # nothing changed: nothing written
 
 
-def _member(one: dict[str, Any]) -> Member:
-    member: Member = index_body(_body(one))[MEMBER_KEY]
+async def _member(one: dict[str, Any]) -> Member:
+    member: Member = (await index_body(_body(one)))[MEMBER_KEY]
     return member
 
 

@@ -17,22 +17,34 @@ class SharedListCache(Generic[K, V]):
 
     The drift pass accepts lists up to half a resync period old and settling jobs up to half a
     poll interval, so each costs one list call per scope per period however many objects it
-    serves. Memory grows with scopes (one list each), not with reads.
+    serves. A list is dropped once no reader would accept it any more (the longest age asked
+    for): between drift passes, memory holds no lists.
     """
 
     def __init__(self) -> None:
         self._entries: dict[K, tuple[float, V]] = {}
         self._locks: dict[K, asyncio.Lock] = {}
+        self._longest = 0.0
 
     async def get(self, scope: K, fetch: Callable[[], Awaitable[V]], *, max_age: float) -> V:
-        lock = self._locks.setdefault(scope, asyncio.Lock())
+        self._longest = max(self._longest, max_age)
+        lock = self._locks.get(scope)
+        if lock is None:
+            lock = self._locks[scope] = asyncio.Lock()
         async with lock:
             entry = self._entries.get(scope)
             if entry is not None and time.monotonic() - entry[0] <= max_age:
                 return entry[1]
             value = await fetch()
-            self._entries[scope] = (time.monotonic(), value)
+            stamp = time.monotonic()
+            self._entries[scope] = (stamp, value)
+            asyncio.get_running_loop().call_later(self._longest, self._expire, scope, stamp)
             return value
+
+    def _expire(self, scope: K, stamp: float) -> None:
+        entry = self._entries.get(scope)
+        if entry is not None and entry[0] == stamp:
+            del self._entries[scope]
 
     def invalidate(self, scope: K) -> None:
         self._entries.pop(scope, None)

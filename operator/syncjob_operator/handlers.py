@@ -587,15 +587,11 @@ def register(
     )(handlers.secret_event)
 
 
-def configure_settings(
-    settings: kopf.OperatorSettings, *, exact_namespaces: bool = False, max_workers: int = 200
-) -> None:
+def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: bool = False) -> None:
     """All kopf settings in one place; each non-default says why."""
-    # kopf starts a worker per object with pending events: a restart or a burst over 10,000
-    # SyncJobs would hold 10,000 handlers (and their memory) at once, all contending for one
-    # core. A bound keeps memory flat and throughput the same (a settling job holds its slot
-    # for seconds, so the bound is well above what the API server and providers absorb).
-    settings.batching.worker_limit = max_workers
+    # No worker limit (settings.batching.worker_limit): kopf holds every handler until its
+    # indexes are complete, and indexes are filled by the same workers, so a limit below the
+    # number of objects deadlocks a restart (measured: 1,000 SyncJobs, limit 200).
     if exact_namespaces:
         # Named namespaces need no discovery of namespaces or CRDs, which per-namespace Roles
         # forbid: kopf would retry those lists for about a minute before watching anything.

@@ -102,12 +102,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads for the operator's own blocking Kubernetes calls (Secrets, annotations)",
     )
     parser.add_argument(
-        "--max-workers",
-        type=int,
-        default=int(env("SYNCJOB_MAX_WORKERS", "200")),
-        help="SyncJobs handled at once (kopf's worker limit); the rest wait their turn",
-    )
-    parser.add_argument(
         "--twinmaker-endpoint-url",
         default=env("SYNCJOB_TWINMAKER_ENDPOINT_URL") or None,
         help="default TwinMaker endpoint when a SyncJob sets none",
@@ -227,7 +221,7 @@ async def _run(args: argparse.Namespace) -> None:
         exact = bool(args.namespaces) and not any(c in ns for ns in args.namespaces for c in "*?[!")
 
         async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
-            configure_settings(settings, exact_namespaces=exact, max_workers=args.max_workers)
+            configure_settings(settings, exact_namespaces=exact)
 
         kopf.on.startup(registry=registry, id="configure")(configure)
         kopf.on.login(registry=registry)(_login)

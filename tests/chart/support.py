@@ -70,7 +70,6 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "resyncSeconds": 300,
             "pollSeconds": 5,
             "awsWorkers": 16,
-            "maxWorkers": 50,
             "extraArgs": ["--verbose"],
         },
         "providerDefaults": {

@@ -142,8 +142,8 @@ class HandlerDeps:
 
 @dataclass
 class GuardedWriter:
-    """The identity writes of one reconcile. The crash guard goes to the API server at once,
-    after the job's Secrets are protected (its deletion will need them); the identity rides on
+    """The identity writes of one reconcile. The job's Secrets are protected before either (its
+    deletion will need them). The crash guard goes to the API server at once; the identity rides on
     `patch`, the handler's final write, when there is one."""
 
     kube: IdentityWriter
@@ -155,6 +155,8 @@ class GuardedWriter:
         await self.kube.mark_pending_create(job, pending)
 
     async def record_identity(self, job: SyncJob, remote_id: str) -> None:
+        # A job adopted or recovered without a create of ours needs its Secrets kept as well.
+        await self.protect(job)
         if self.patch is None:
             await self.kube.record_identity(job, remote_id)
             return

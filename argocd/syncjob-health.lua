@@ -2,11 +2,12 @@
 -- Reads only what the operator writes: status.observedGeneration, the Ready / Synced / Terminal
 -- conditions and status.remote.state. Written for Argo CD's Lua 5.1 VM (gopher-lua): base,
 -- string and table functions only. Cases: argocd/health_test.yaml; docs: docs/argocd.md.
+-- Argo CD answers "Progressing: Pending deletion" for an object being deleted without running
+-- this script, so it has nothing to say about deletion.
 --
 --   no status yet / generation not observed yet          Progressing
 --   Terminal=True (retrying cannot fix it)               Degraded
 --   remote job failed (Ready reason RemoteError, ERROR)  Degraded
---   being deleted                                        Progressing
 --   last reconcile failed, will retry (Synced=False)     Progressing
 --   Ready=True                                           Healthy
 --   anything else (creating, remote absent, ...)         Progressing
@@ -40,16 +41,11 @@ local function describe(c, fallback)
   return c.reason .. ": " .. message(c, "")
 end
 
-local deleting = obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil
 local status = obj.status
 
 if status == nil or status.conditions == nil or #status.conditions == 0 then
   hs.status = "Progressing"
-  if deleting then
-    hs.message = "Deleting"
-  else
-    hs.message = "Waiting for the operator to observe the SyncJob"
-  end
+  hs.message = "Waiting for the operator to observe the SyncJob"
   return hs
 end
 
@@ -66,24 +62,13 @@ local remoteState = status.remote and status.remote.state
 
 if current and terminal ~= nil and terminal.status == "True" then
   hs.status = "Degraded"
-  local why = message(synced, describe(terminal, "terminal error"))
-  if deleting then
-    hs.message = "Deletion blocked: " .. why
-  else
-    hs.message = "Terminal: " .. why
-  end
+  hs.message = "Terminal: " .. message(synced, describe(terminal, "terminal error"))
   return hs
 end
 
 if current and ((ready ~= nil and ready.reason == "RemoteError") or remoteState == "ERROR") then
   hs.status = "Degraded"
   hs.message = "Remote job failed: " .. message(ready, "remote state ERROR")
-  return hs
-end
-
-if deleting then
-  hs.status = "Progressing"
-  hs.message = "Deleting: " .. message(ready, "waiting for the operator")
   return hs
 end
 

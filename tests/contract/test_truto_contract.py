@@ -118,9 +118,9 @@ def test_patch_is_validated_too(truto: httpx.Client) -> None:
 
 
 def test_list_filters_and_pages_with_next_cursor(truto: httpx.Client) -> None:
-    hubspot = [create_job(truto)["id"] for _ in range(5)]
+    hubspot = [create_job(truto) for _ in range(5)]
     other = create_job(truto, integration_name="zendesk", environment_id="env-2")["id"]
-    seen: list[str] = []
+    seen: list[dict[str, Any]] = []
     params: dict[str, Any] = {"integration_name": "hubspot", "limit": 2}
     pages = 0
     while True:
@@ -128,11 +128,15 @@ def test_list_filters_and_pages_with_next_cursor(truto: httpx.Client) -> None:
         assert set(page) == {"result", "next_cursor", "limit"}
         assert page["limit"] == 2
         pages += 1
-        seen += [job["id"] for job in page["result"]]
+        seen += page["result"]
         if page["next_cursor"] is None:
             break
         params["next_cursor"] = page["next_cursor"]
-    assert (pages, seen) == (3, hubspot)
+    # Every job once, oldest first (jobs created in the same millisecond in any order).
+    assert pages == 3
+    assert sorted(job["id"] for job in seen) == sorted(job["id"] for job in hubspot)
+    stamps = [job["created_at"] for job in seen]
+    assert stamps == sorted(stamps)
     by_environment = truto.get("/sync-job", params={"environment_id": "env-2"}).json()
     assert [job["id"] for job in by_environment["result"]] == [other]
     assert_truto_error(truto.get("/sync-job", params={"limit": 0}), 400, "Bad Request")

@@ -459,9 +459,11 @@ async def test_delete_of_an_orphan_never_blocks_on_a_failed_release(posted: Post
     assert handlers.runtime.claims.owner_of("AWSIoTTwinMaker", "id-1") is None  # forgotten
 
 
-async def test_delete_blocked_by_a_terminal_error_retries_slowly(posted: Posted) -> None:
+async def test_delete_blocked_by_a_terminal_error_retries_on_the_terminal_recheck(
+    posted: Posted,
+) -> None:
     provider = FakeProvider([OWNED_ACTIVE], fail={"delete:id-1": DENIED})
-    timing = dataclasses.replace(TIMING, delete_blocked_seconds=123)
+    timing = dataclasses.replace(TIMING, terminal_recheck_seconds=123)
     patch = kopf.Patch()
     with pytest.raises(kopf.TemporaryError) as raised:  # never Permanent: it would strand it
         await _handlers(provider, timing=timing).delete(

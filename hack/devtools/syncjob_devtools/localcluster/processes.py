@@ -7,7 +7,7 @@ import ctypes
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +40,9 @@ class Process:
             return "(no log)"
 
 
-def spawn(name: str, argv: Sequence[str], workdir: Path) -> Process:
+def spawn(
+    name: str, argv: Sequence[str], workdir: Path, env: Mapping[str, str] | None = None
+) -> Process:
     """Starts `argv` in `workdir` with its output in `<name>.log`, dying with this process."""
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
@@ -51,6 +53,7 @@ def spawn(name: str, argv: Sequence[str], workdir: Path) -> Process:
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
             cwd=workdir,
+            env=env,
         )
     return Process(name, popen, log)
 

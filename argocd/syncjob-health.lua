@@ -8,6 +8,7 @@
 --   no status yet / generation not observed yet          Progressing
 --   Terminal=True (retrying cannot fix it)               Degraded
 --   remote job failed (Ready reason RemoteError, ERROR)  Degraded
+--   paused (annotation reconcile.syncjob.dev/paused)               Suspended
 --   last reconcile failed, will retry (Synced=False)     Progressing
 --   Ready=True                                           Healthy
 --   anything else (creating, remote absent, ...)         Progressing
@@ -75,6 +76,12 @@ end
 if not current then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+  return hs
+end
+
+if synced ~= nil and synced.status == "False" and synced.reason == "ReconcilePaused" then
+  hs.status = "Suspended"
+  hs.message = message(synced, "paused")
   return hs
 end
 

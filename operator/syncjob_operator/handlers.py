@@ -31,6 +31,7 @@ from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
     EXTERNAL_ID_ANNOTATION,
     FINALIZER,
+    PAUSED_ANNOTATION,
     PendingCreate,
     ProviderName,
     SyncJob,
@@ -278,7 +279,7 @@ class Handlers:
         """The drift pass's look at one SyncJob: its scope's list serves the read; status is
         written, and Events posted, only when something changed."""
         job, prior = member.job, member.status
-        if job.deleting or member.busy:
+        if job.deleting or member.busy or job.paused:
             return  # the delete handler, or a change handler not done with it, owns it now
         if prior.get("observedGeneration") not in (None, job.generation):
             return  # a spec change is being handled right now
@@ -309,6 +310,10 @@ class Handlers:
         """Converges `job` and follows it until it settles; None when a terminal error is on
         record, unchanged, and not due for a re-check (then nothing is called)."""
         runtime = self.runtime
+        if job.paused:
+            return self._conclude(
+                job, prior, Outcome(None, "paused"), trigger=trigger, terminal=None
+            )
         now = datetime.datetime.now(datetime.UTC)
         # Secrets are read for the hash only when a terminal error is on record.
         if (
@@ -358,6 +363,18 @@ class Handlers:
         job = _parse(body)
         prior = dict(body.get("status") or {})
         runtime = self.runtime
+        if job.paused:
+            # As Crossplane: a paused object keeps its finalizer, and its remote job, until the
+            # annotation goes; kopf looks again after the delay.
+            result = self._conclude(
+                job, prior, Outcome(None, "paused"), trigger="delete", terminal=None
+            )
+            patch.status.update(result.status)
+            raise kopf.TemporaryError(
+                f"paused: the remote job is deleted once the annotation {PAUSED_ANNOTATION} is"
+                " removed",
+                delay=runtime.timing.resync_seconds,
+            )
         ctx = runtime.context(job, GuardedWriter(runtime.writer, self._protect_secrets, patch))
         async with runtime.locks[job.uid]:
             outcome = await reconcile.remove(job, ctx)
@@ -545,6 +562,8 @@ def may_hold_remote_job(body: kopf.Body, **_: Any) -> bool:
     or a create may have been sent for it."""
     annotations = body.metadata.annotations
     remote = (body.get("status") or {}).get("remote") or {}
+    if body.spec.get("managementPolicy") == "ObserveOnly":
+        return False  # it never deletes: nothing to wait for
     return bool(
         annotations.get(EXTERNAL_ID_ANNOTATION)
         or annotations.get(CREATE_PENDING_ANNOTATION)
@@ -569,6 +588,14 @@ def register(
     kopf.on.update(*resource, registry=registry, labels=selector, field="spec", id="apply")(
         handlers.on_change
     )
+    # Pausing or resuming changes no spec: the annotation has a handler of its own.
+    kopf.on.update(
+        *resource,
+        registry=registry,
+        labels=selector,
+        field=("metadata", "annotations", PAUSED_ANNOTATION),
+        id="pause",
+    )(handlers.on_change)
     # The delete handler (and so kopf's finalizer) is needed only once a SyncJob may hold a
     # remote job. The operator adds the finalizer itself, in the same write as the crash guard
     # before its first create: no separate write for it. kopf adds it for identities set by

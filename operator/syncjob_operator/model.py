@@ -73,12 +73,18 @@ class TrutoSpec(_Spec):
 
 class SyncJobSpec(_Spec):
     deletion_policy: Literal["Delete", "Orphan"] = "Delete"
+    management_policy: Literal["Full", "ObserveOnly"] = "Full"
     twinmaker: TwinMakerSpec | None = Field(default=None, alias="awsIoTTwinMaker")
     truto: TrutoSpec | None = None
 
     @property
     def provider(self) -> ProviderName:
         return "AWSIoTTwinMaker" if self.twinmaker is not None else "Truto"
+
+    @property
+    def observe_only(self) -> bool:
+        """Mirror the remote job, never create, change, claim or delete it."""
+        return self.management_policy == "ObserveOnly"
 
     def secret_names(self) -> set[str]:
         """The Secrets (in the SyncJob's namespace) this spec reads credentials from."""
@@ -102,6 +108,10 @@ FINALIZER = "syncjob.dev/finalizer"
 EXTERNAL_ID_ANNOTATION = "syncjob.dev/external-id"
 CREATE_PENDING_ANNOTATION = "syncjob.dev/create-pending"
 ADOPTION_POLICY_ANNOTATION = "syncjob.dev/adoption-policy"
+# "true" stops every remote call for the SyncJob (Crossplane's crossplane.io/paused). Not under
+# syncjob.dev/: kopf keeps its own state there and ignores changes to it, and pausing or resuming
+# must reach a handler.
+PAUSED_ANNOTATION = "reconcile.syncjob.dev/paused"
 _MAX_OWNER_VALUE = 256  # the longest tag value TwinMaker accepts
 
 
@@ -157,6 +167,7 @@ class SyncJob:
     adopt: bool = False  # the user asked to adopt an existing, unowned remote job
     created_at: str = ""  # metadata.creationTimestamp: the older of two claimants wins
     deleting: bool = False
+    paused: bool = False  # the pause annotation: no remote call until it goes
 
     @property
     def remote_id(self) -> str | None:
@@ -193,4 +204,5 @@ class SyncJob:
             adopt=annotations.get(ADOPTION_POLICY_ANNOTATION) == "adopt",
             created_at=str(meta.get("creationTimestamp") or ""),
             deleting=bool(meta.get("deletionTimestamp")),
+            paused=annotations.get(PAUSED_ANNOTATION) == "true",
         )

@@ -69,7 +69,7 @@ def job_entries(job: SyncJob) -> dict[IndexKey, str | Claimant]:
     """Its claim on a remote id, its owner name (to tell live owners from stale ones), and the
     Secrets it references."""
     entries: dict[IndexKey, str | Claimant] = {("owner", job.owner): job.uid}
-    if job.remote_id:
+    if job.remote_id and not job.spec.observe_only:  # observing a job claims nothing
         entries[("claim", job.spec.provider, job.remote_id)] = Claimant(
             job.namespace,
             job.name,

@@ -31,9 +31,12 @@ Action = Literal[
     "deleted",
     "orphaned",
     "released",
+    "observed",  # ObserveOnly: read, nothing else
+    "paused",  # the pause annotation: no call at all
 ]
 
 CREATE_IN_FLIGHT = "CreateInFlight"
+EXTERNAL_ID_REQUIRED = "ExternalIdRequired"
 
 
 class IdentityWriter(Protocol):
@@ -84,6 +87,8 @@ def _now() -> datetime.datetime:
 async def converge(job: SyncJob, ctx: Context, *, max_age: float | None = None) -> Outcome:
     """Brings the remote job in line with the spec (create, claim, adopt, update or nothing).
     With `max_age`, its scope's lists may serve the first read (see Provider.observe)."""
+    if job.spec.observe_only:
+        return await _observe_only(job, ctx, max_age)
     provider = ctx.provider
     job = ctx.claims.recorded_identity(job)
     observed: Observation | None = None
@@ -113,6 +118,30 @@ async def converge(job: SyncJob, ctx: Context, *, max_age: float | None = None) 
         return Outcome(observed, action, drift=drift)
     except ProviderError as error:
         return Outcome(None if _refused(error) else observed, error=error)
+
+
+async def _observe_only(job: SyncJob, ctx: Context, max_age: float | None) -> Outcome:
+    """ObserveOnly (Crossplane's Observe policy, ACK's read-only adoption): mirror the remote job
+    the spec or the external-id annotation names. No create, update, tag, claim or identity
+    write: another SyncJob may own the job, and reading it acts on nothing."""
+    provider = ctx.provider
+    if job.remote_id is None and not provider.found_by_spec:
+        return Outcome(
+            None,
+            error=ProviderError(
+                EXTERNAL_ID_REQUIRED,
+                "ObserveOnly needs the id of the remote job to mirror: set the annotation"
+                " syncjob.dev/external-id",
+                retryable=False,
+            ),
+        )
+    try:
+        observed = await provider.observe(job, max_age=max_age)
+        if max_age is not None and not observed.exists:
+            observed = await provider.observe(job)  # a list may be older than the job
+    except ProviderError as error:
+        return Outcome(None, error=error)
+    return Outcome(observed, "observed", drift=observed.drift if observed.exists else ())
 
 
 async def follow(job: SyncJob, ctx: Context, last: Outcome, *, max_age: float) -> Outcome:
@@ -206,7 +235,9 @@ def _refused(error: ProviderError) -> bool:
 
 async def remove(job: SyncJob, ctx: Context) -> Outcome:
     """Deletes the remote job this SyncJob owns; `done` once it is really gone (already gone
-    counts). A job it does not own is left alone."""
+    counts). A job it does not own is left alone, as is every job of an ObserveOnly SyncJob."""
+    if job.spec.observe_only:
+        return Outcome(None, "released", detail="ObserveOnly: the operator never deletes it")
     job = ctx.claims.recorded_identity(job)
     if job.spec.deletion_policy == "Orphan":
         return await _orphan(job, ctx)

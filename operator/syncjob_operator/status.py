@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncjob_operator.model import SyncJob
+from syncjob_operator.model import PAUSED_ANNOTATION, SyncJob
 from syncjob_operator.ownership import REFUSALS
 from syncjob_operator.providers.base import Observation
 from syncjob_operator.reconcile import Outcome
@@ -42,6 +42,8 @@ REMOTE_ERROR = "RemoteError"
 UNOBSERVED = "Unobserved"
 RECONCILE_SUCCESS = "ReconcileSuccess"
 RECONCILE_ERROR = "ReconcileError"
+OBSERVING = "Observing"  # ObserveOnly: mirrored, never changed
+PAUSED = "ReconcilePaused"  # Crossplane's reason for its pause annotation
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,17 @@ def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[st
 
 def _synced(outcome: Outcome, terminal: TerminalRecord | None) -> tuple[str, str, str]:
     error = outcome.error
+    if outcome.action == "paused":
+        return (
+            "False",
+            PAUSED,
+            f"paused by the annotation {PAUSED_ANNOTATION}: no remote call until it is removed",
+        )
+    if error is None and outcome.action == "observed":
+        differs = (
+            f"; it differs from the spec in {', '.join(outcome.drift)}" if outcome.drift else ""
+        )
+        return "True", OBSERVING, f"ObserveOnly: mirrored, never changed by the operator{differs}"
     if error is None:
         # Not the action: that is the Event's. A message that changed with every reconcile would
         # cost a status write on every resync.

@@ -30,7 +30,12 @@ def test_cases_cover_every_testdata_file_and_status() -> None:
     inputs = {c["inputPath"] for c in CASES}
     files = {f"testdata/{p.name}" for p in (ARGOCD / "testdata").glob("*.yaml")}
     assert inputs == files
-    assert {c["healthStatus"]["status"] for c in CASES} == {"Healthy", "Progressing", "Degraded"}
+    assert {c["healthStatus"]["status"] for c in CASES} == {
+        "Healthy",
+        "Progressing",
+        "Degraded",
+        "Suspended",
+    }
     # Statuses the operator wrote in the e2e runs, not only hand-written ones.
     assert len([f for f in files if Path(f).name.startswith("captured-")]) >= 4
 

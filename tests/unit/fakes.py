@@ -34,6 +34,7 @@ class FakeProvider:
     fail: dict[str, ProviderError] = field(default_factory=dict)
     journal: list[str] = field(default_factory=list)
     marks_owner: bool = False
+    found_by_spec: bool = False
     name: ProviderName = "AWSIoTTwinMaker"
     created_for: list[SyncJob] = field(default_factory=list)
 

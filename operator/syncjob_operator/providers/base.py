@@ -92,6 +92,7 @@ class Provider(Protocol):
 
     name: ProviderName
     marks_owner: bool  # the remote job stores which SyncJob owns it (Observation.owner)
+    found_by_spec: bool  # the spec names the remote job (else only its recorded id finds it)
 
     async def observe(
         self, job: SyncJob, *, max_age: float | None = None, content: bool = True

@@ -184,6 +184,7 @@ def classify(response: httpx.Response, operation: str) -> ProviderError:
 class TrutoProvider:
     name: ProviderName = "Truto"
     marks_owner = False
+    found_by_spec = False  # a job is its id
 
     def __init__(
         self,

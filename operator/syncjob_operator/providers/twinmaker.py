@@ -163,6 +163,7 @@ def tag_changes(
 class TwinMakerProvider:
     name: ProviderName = "AWSIoTTwinMaker"
     marks_owner = True
+    found_by_spec = True  # workspaceId + syncSource
 
     def __init__(
         self,

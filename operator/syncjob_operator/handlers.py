@@ -91,6 +91,9 @@ class Timing:
     # Kubernetes), and at once when the spec or a referenced Secret changes. A blocked deletion
     # is re-tried every terminal_recheck_seconds.
     terminal_recheck_seconds: float = 300.0
+    # Resource progress (TwinMaker ListSyncResources) is a read per job, not per scope: the
+    # drift pass reads it this often per job, first reads spread over one such period.
+    progress_seconds: float = 300.0
     terminal_recheck_cap_seconds: float = 3600.0
     # Longer than any create request can take (httpx and botocore time out well before).
     in_flight_seconds: float = 30.0
@@ -239,6 +242,7 @@ class Handlers:
         self.runtime = runtime
         self._on_indexed = on_indexed
         self._index: kopf.Index[Any, Any] | None = None
+        self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
 
     def _attach(self, kwargs: Mapping[str, Any]) -> None:
         index: kopf.Index[Any, Any] | None = kwargs.get(INDEX_ID)
@@ -290,13 +294,29 @@ class Handlers:
         writer = GuardedWriter(self.runtime.writer, self._protect_secrets)
         timing = self.runtime.timing
         result = await self._reconcile(
-            job, prior, writer, trigger="resync", max_age=timing.list_age
+            job,
+            prior,
+            writer,
+            trigger="resync",
+            max_age=timing.list_age,
+            progress=self._progress_due(job.uid),
         )
         if result is None:
             return
         if result.status:
             await self.runtime.status_writer.write(job, result.status)
         _post(kopf.Body(reference(job)), result.events, _object_logger(job))
+
+    def _progress_due(self, uid: str) -> bool:
+        period = self.runtime.timing.progress_seconds
+        now = time.monotonic()
+        # A SyncJob seen for the first time (a new one, or all of them after a restart) gets a
+        # random last read, so first reads spread over a period instead of coming at once.
+        last = self._progress_read.setdefault(uid, now - random.uniform(0, period))
+        if now - last < period:
+            return False
+        self._progress_read[uid] = now
+        return True
 
     async def _reconcile(
         self,
@@ -306,6 +326,7 @@ class Handlers:
         *,
         trigger: Trigger,
         max_age: float | None,
+        progress: bool = False,
     ) -> Result | None:
         """Converges `job` and follows it until it settles; None when a terminal error is on
         record, unchanged, and not due for a re-check (then nothing is called)."""
@@ -325,7 +346,7 @@ class Handlers:
         ctx = runtime.context(job, writer)
         started = time.monotonic()
         async with runtime.locks[job.uid]:
-            outcome = await reconcile.converge(job, ctx, max_age=max_age)
+            outcome = await reconcile.converge(job, ctx, max_age=max_age, progress=progress)
             outcome = await self._settle(job, ctx, outcome)
         RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
         terminal = None
@@ -394,6 +415,7 @@ class Handlers:
             self._signal(job, outcome, retry)
         await self._release_secrets(job, logger)
         OBJECT_STATES.states.pop(job.uid, None)
+        self._progress_read.pop(job.uid, None)
         runtime.locks.pop(job.uid, None)
         runtime.claims.forget(job)
 
@@ -536,6 +558,13 @@ def events(
     observed = outcome.observation
     if observed is not None and observed.failed and prior_state != "ERROR":
         found.append(Event("RemoteJobFailed", condition_message(status, READY) or "", True))
+    was_failing = (prior.get("syncProgress") or {}).get("ERROR", 0)
+    failing = (status.get("syncProgress") or {}).get("ERROR", 0)
+    if failing and not was_failing:
+        first = (status.get("syncProgress") or {}).get("errors") or [{}]
+        example = " ".join(str(first[0].get(k, "")) for k in ("resourceType", "externalId", "code"))
+        message = f"{failing} resource(s) of remote job {remote_id} in ERROR, e.g. {example}"
+        found.append(Event("SyncResourceErrors", message.strip(), True))
     vanished = observed is not None and not observed.exists and prior_state not in (None, "ABSENT")
     if action == "recreated" or (vanished and trigger != "delete"):
         then = "; recreated it" if action == "recreated" else ""

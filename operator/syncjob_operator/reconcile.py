@@ -84,19 +84,22 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
-async def converge(job: SyncJob, ctx: Context, *, max_age: float | None = None) -> Outcome:
+async def converge(
+    job: SyncJob, ctx: Context, *, max_age: float | None = None, progress: bool = False
+) -> Outcome:
     """Brings the remote job in line with the spec (create, claim, adopt, update or nothing).
-    With `max_age`, its scope's lists may serve the first read (see Provider.observe)."""
+    With `max_age`, its scope's lists may serve the first read; with `progress`, it reads the
+    job's resource progress too (see Provider.observe)."""
     if job.spec.observe_only:
-        return await _observe_only(job, ctx, max_age)
+        return await _observe_only(job, ctx, max_age, progress)
     provider = ctx.provider
     job = ctx.claims.recorded_identity(job)
     observed: Observation | None = None
     try:
-        observed = await provider.observe(job, max_age=max_age)
+        observed = await provider.observe(job, max_age=max_age, progress=progress)
         if max_age is not None and (not observed.exists or observed.up_to_date is None):
             # A list can be up to max_age old and need not read everything: confirm first.
-            observed = await provider.observe(job)
+            observed = await provider.observe(job, progress=progress)
         action: Action = "none"
         if observed.exists:
             owned = verdict(job, observed, ctx.claims)
@@ -120,7 +123,9 @@ async def converge(job: SyncJob, ctx: Context, *, max_age: float | None = None) 
         return Outcome(None if _refused(error) else observed, error=error)
 
 
-async def _observe_only(job: SyncJob, ctx: Context, max_age: float | None) -> Outcome:
+async def _observe_only(
+    job: SyncJob, ctx: Context, max_age: float | None, progress: bool
+) -> Outcome:
     """ObserveOnly (Crossplane's Observe policy, ACK's read-only adoption): mirror the remote job
     the spec or the external-id annotation names. No create, update, tag, claim or identity
     write: another SyncJob may own the job, and reading it acts on nothing."""
@@ -136,9 +141,9 @@ async def _observe_only(job: SyncJob, ctx: Context, max_age: float | None) -> Ou
             ),
         )
     try:
-        observed = await provider.observe(job, max_age=max_age)
+        observed = await provider.observe(job, max_age=max_age, progress=progress)
         if max_age is not None and not observed.exists:
-            observed = await provider.observe(job)  # a list may be older than the job
+            observed = await provider.observe(job, progress=progress)  # a list may be older
     except ProviderError as error:
         return Outcome(None, error=error)
     return Outcome(observed, "observed", drift=observed.drift if observed.exists else ())

@@ -90,6 +90,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="first re-check of a terminal error; doubles per unchanged check, up to an hour",
     )
     parser.add_argument(
+        "--sync-progress-pages",
+        type=int,
+        default=int(env("SYNCJOB_SYNC_PROGRESS_PAGES", "1")),
+        help="ListSyncResources pages (200 resources each) read per look at an ACTIVE TwinMaker"
+        " job, for status.syncProgress; 0 turns it off",
+    )
+    parser.add_argument(
+        "--sync-progress-seconds",
+        type=float,
+        default=float(env("SYNCJOB_SYNC_PROGRESS_SECONDS", "300")),
+        help="how often the drift pass reads each ACTIVE TwinMaker job's resource progress",
+    )
+    parser.add_argument(
         "--aws-workers",
         type=int,
         default=int(env("SYNCJOB_AWS_WORKERS", "8")),
@@ -172,6 +185,7 @@ async def _run(args: argparse.Namespace) -> None:
         poll_seconds=args.poll_seconds,
         resync_seconds=args.resync_seconds,
         terminal_recheck_seconds=args.terminal_recheck_seconds,
+        progress_seconds=args.sync_progress_seconds,
     )
     ready, stop = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -190,6 +204,7 @@ async def _run(args: argparse.Namespace) -> None:
                     secrets,
                     executor,
                     default_endpoint_url=args.twinmaker_endpoint_url,
+                    progress_pages=args.sync_progress_pages,
                 ),
                 "Truto": TrutoProvider(secrets, default_base_url=args.truto_base_url),
             },

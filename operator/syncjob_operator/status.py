@@ -15,7 +15,7 @@ from typing import Any
 
 from syncjob_operator.model import PAUSED_ANNOTATION, SyncJob
 from syncjob_operator.ownership import REFUSALS
-from syncjob_operator.providers.base import Observation
+from syncjob_operator.providers.base import Observation, SyncProgress
 from syncjob_operator.reconcile import Outcome
 
 OWNED_KEYS = (
@@ -23,6 +23,7 @@ OWNED_KEYS = (
     "provider",
     "conditions",
     "remote",
+    "syncProgress",
     "failedInputs",
     "terminalChecks",
     "nextCheckTime",
@@ -99,6 +100,36 @@ def _remote(observed: Observation, prior: Mapping[str, Any]) -> dict[str, Any]:
         "scheduleId": observed.schedule_id,
     }
     return {k: v for k, v in fields.items() if v is not None}
+
+
+# TwinMaker's SyncResourceState values: each is always present in status.syncProgress.
+RESOURCE_STATES = ("INITIALIZING", "PROCESSING", "IN_SYNC", "ERROR", "DELETED")
+
+
+def _progress(progress: SyncProgress) -> dict[str, Any]:
+    shown: dict[str, Any] = {state: progress.count(state) for state in RESOURCE_STATES}
+    shown["complete"] = progress.complete
+    if progress.errors:
+        shown["errors"] = [
+            {
+                "resourceType": e.resource_type,
+                "externalId": e.external_id,
+                "code": e.code,
+                "message": e.message[:1024],
+            }
+            for e in progress.errors
+        ]
+    return shown
+
+
+def _progress_status(observed: Observation | None, prior: Mapping[str, Any]) -> Any:
+    """Read only by the drift pass: kept from before while the job stays ready and this look
+    did not read it; gone once the job is not ready."""
+    if observed is not None and observed.progress is not None:
+        return _progress(observed.progress)
+    if observed is None or (observed.exists and observed.ready):
+        return prior.get("syncProgress")
+    return None
 
 
 def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -202,6 +233,7 @@ def compute_status(
         "provider": job.spec.provider,
         "conditions": conditions,
         "remote": _remote(observed, prior.get("remote") or {}) if observed else prior.get("remote"),
+        "syncProgress": _progress_status(observed, prior),
         "failedInputs": terminal.inputs if terminal else None,
         "terminalChecks": terminal.checks if terminal else None,
         "nextCheckTime": _iso(terminal.next_check) if terminal else None,

@@ -97,6 +97,7 @@ def operator(
         tmp_path_factory.mktemp("operator"),
         resync_seconds=2.0,
         poll_seconds=0.3,
+        extra_args=["--sync-progress-seconds=2"],
     )
     yield process
     process.stop()

@@ -399,6 +399,32 @@ def test_remote_job_failing_out_of_band_is_noticed_by_the_resync(
     assert emulators.twinmaker_admin.count("CreateSyncJob", f"{workspace}/SITEWISE") == 1
 
 
+def test_twinmaker_sync_progress_is_mirrored_and_resource_errors_are_reported(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    workspace = emulators.new_workspace()
+    kubectl.apply(twinmaker_job("progress", workspace), "-n", namespace)
+    wait_ready(kubectl, namespace, "progress")
+
+    def progress(errors: int) -> dict[str, Any] | None:
+        shown = get_syncjob(kubectl, namespace, "progress")["status"].get("syncProgress")
+        return shown if shown and shown["ERROR"] == errors else None
+
+    # The emulator's SITEWISE job has 7 resources (2 asset models, 5 assets), all in sync.
+    shown = wait_until(lambda: progress(0), what="syncProgress read by the drift pass")
+    assert (shown["IN_SYNC"], shown["complete"]) == (7, True)
+
+    emulators.twinmaker_admin.sync_resource_errors(workspace, 2, message="asset model deleted")
+    shown = wait_until(lambda: progress(2), what="resource errors mirrored")
+    assert shown["IN_SYNC"] == 5
+    assert [e["message"] for e in shown["errors"]] == ["asset model deleted"] * 2
+    assert has_event(kubectl, namespace, "progress", "SyncResourceErrors")
+    assert condition(get_syncjob(kubectl, namespace, "progress"), "Ready")["status"] == "True"  # type: ignore[index]
+
+    emulators.twinmaker_admin.sync_resource_errors(workspace, 0)
+    assert wait_until(lambda: progress(0), what="errors cleared")["IN_SYNC"] == 7
+
+
 def test_truto_schedule_is_a_cron_trigger_kept_in_step_with_the_spec(
     kubectl: Cli, namespace: str, emulators: Emulators
 ) -> None:
@@ -467,6 +493,10 @@ def test_settled_syncjobs_cost_no_write_and_one_list_per_scope_per_period(
     names = ("quiet-a", "quiet-b", "quiet-twin")
     for name in names:
         wait_ready(kubectl, namespace, name)
+    wait_until(
+        lambda: "syncProgress" in get_syncjob(kubectl, namespace, "quiet-twin")["status"],
+        what="the TwinMaker job's first progress read",
+    )
     time.sleep(2)  # one resync period: the first drift pass after creation
 
     def versions() -> list[str]:
@@ -489,5 +519,8 @@ def test_settled_syncjobs_cost_no_write_and_one_list_per_scope_per_period(
     # The integration's two jobs share one list per period (4 periods, one more at the edges).
     assert {op for op, n in new_truto.items() if n} == {"ListSyncJobs"}
     assert 3 <= new_truto["ListSyncJobs"] <= 5
-    assert not any(new_twin.values())  # nothing addressed to the TwinMaker job itself
+    # Addressed to the TwinMaker job itself: only its resource progress, read once per
+    # --sync-progress-seconds (2 s here: 4 periods, one more at the edges).
+    assert {op for op, n in new_twin.items() if n} <= {"ListSyncResources"}
+    assert new_twin.get("ListSyncResources", 0) <= 5
     assert emulators.twinmaker_admin.count("ListSyncJobs") > lists_before  # its workspace listed

@@ -37,6 +37,7 @@ class FakeProvider:
     found_by_spec: bool = False
     name: ProviderName = "AWSIoTTwinMaker"
     created_for: list[SyncJob] = field(default_factory=list)
+    progress_asked: list[bool] = field(default_factory=list)  # `progress` of each observe
 
     @property
     def calls(self) -> list[str]:
@@ -49,8 +50,14 @@ class FakeProvider:
             raise self.fail[call]
 
     async def observe(
-        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+        self,
+        job: SyncJob,
+        *,
+        max_age: float | None = None,
+        content: bool = True,
+        progress: bool = False,
     ) -> Observation:
+        self.progress_asked.append(progress)
         call = "observe" if max_age is None else "observe-list"
         self._enter(call if content else f"{call}-state")
         assert self.observations, f"unexpected observe of {job.remote_id}"

@@ -11,11 +11,19 @@ import kopf
 import pytest
 
 from syncjob_operator.drift import Member
-from syncjob_operator.handlers import HandlerDeps, Handlers, Timing, index_body, may_hold_remote_job
+from syncjob_operator.handlers import (
+    LAST_HANDLED,
+    HandlerDeps,
+    Handlers,
+    Timing,
+    events,
+    index_body,
+    may_hold_remote_job,
+)
 from syncjob_operator.model import PAUSED_ANNOTATION, SyncJob
 from syncjob_operator.ownership import job_entries
-from syncjob_operator.providers.base import ABSENT, Observation
-from syncjob_operator.reconcile import EXTERNAL_ID_REQUIRED, converge, remove
+from syncjob_operator.providers.base import ABSENT, Observation, ResourceError, SyncProgress
+from syncjob_operator.reconcile import EXTERNAL_ID_REQUIRED, Outcome, converge, remove
 from syncjob_operator.status import OBSERVING, PAUSED, SYNCED, compute_status, condition
 from tests.unit.fakes import (
     FakeProvider,
@@ -76,14 +84,17 @@ async def test_observe_only_never_deletes_and_observing_claims_nothing() -> None
     assert may_hold_remote_job(kopf.Body(body(spec=OBSERVE_ONLY_SPEC, external_id="id-1"))) is False
 
 
-def _handlers(provider: FakeProvider) -> Handlers:
+TIMING = Timing()
+
+
+def _handlers(provider: FakeProvider, timing: Timing = TIMING) -> Handlers:
     return Handlers(
         HandlerDeps(
             providers={"AWSIoTTwinMaker": provider},
             writer=RecordingWriter(provider.journal),
             secrets=FakeSecrets(),
             status_writer=RecordingStatusWriter(),
-            timing=Timing(),
+            timing=timing,
         )
     )
 
@@ -125,3 +136,49 @@ async def test_deleting_a_paused_syncjob_waits_with_its_finalizer() -> None:
 
 def _now() -> datetime.datetime:
     return datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+
+
+# Resource progress (TwinMaker's ListSyncResources), read by the drift pass only.
+PROGRESS = SyncProgress(counts=(("ERROR", 2), ("IN_SYNC", 5)), complete=True, errors=(
+    ResourceError("ENTITY", "pump-7", "SYNC_PROCESSING_ERROR", "asset gone"),
+))  # fmt: skip
+
+
+def test_progress_is_shown_kept_while_ready_and_dropped_when_not() -> None:
+    job = TWINMAKER_JOB.with_remote_id("id-1")
+    read = compute_status(job, Outcome(dataclasses.replace(ACTIVE, progress=PROGRESS)), {}, _now())
+    shown = read["syncProgress"]
+    assert (shown["IN_SYNC"], shown["ERROR"], shown["PROCESSING"], shown["complete"]) == (
+        5,
+        2,
+        0,
+        True,
+    )
+    assert shown["errors"][0]["externalId"] == "pump-7"
+    # A look that did not read progress (a spec change) keeps it while the job is ready.
+    assert compute_status(job, Outcome(ACTIVE), read, _now())["syncProgress"] == shown
+    failing = dataclasses.replace(ACTIVE, state="ERROR", ready=False, failed=True)
+    assert "syncProgress" not in compute_status(job, Outcome(failing), read, _now())
+
+
+def test_resource_errors_appearing_post_one_warning() -> None:
+    job = TWINMAKER_JOB.with_remote_id("id-1")
+    clean = dataclasses.replace(PROGRESS, counts=(("IN_SYNC", 7),), errors=())
+    before = compute_status(job, Outcome(dataclasses.replace(ACTIVE, progress=clean)), {}, _now())
+    outcome = Outcome(dataclasses.replace(ACTIVE, progress=PROGRESS))
+    after = compute_status(job, outcome, before, _now())
+    found = events(outcome, before, after, trigger="resync", remote_id="id-1")
+    assert [(e.reason, e.warning) for e in found] == [("SyncResourceErrors", True)]
+    assert "2 resource(s)" in found[0].message
+    assert events(outcome, after, after, trigger="resync", remote_id="id-1") == []  # once
+
+
+async def test_only_the_drift_pass_reads_progress() -> None:
+    synced = compute_status(TWINMAKER_JOB.with_remote_id("id-1"), Outcome(ACTIVE), {}, _now())
+    one = body(external_id="id-1", status=synced, annotations={LAST_HANDLED: "{}"})
+    provider = FakeProvider([ACTIVE, ACTIVE])
+    handlers = _handlers(provider, Timing(progress_seconds=0))  # due on every pass
+    entries: dict[Any, Any] = await index_body(kopf.Body(cast(kopf.RawBody, one)))
+    await handlers.resync(entries[("member",)])
+    await handlers.on_change(kopf.Body(cast(kopf.RawBody, one)), kopf.Patch(), 0, LOGGER, "update")
+    assert provider.progress_asked == [True, False]

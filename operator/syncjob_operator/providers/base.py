@@ -16,6 +16,29 @@ from syncjob_operator.model import ProviderName, SyncJob
 
 
 @dataclass(frozen=True)
+class ResourceError:
+    """One resource the remote job could not sync."""
+
+    resource_type: str
+    external_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """How far the remote job got with its resources, from a bounded read: `counts` by state
+    over the resources read, whether that was all of them, and the first few errors."""
+
+    counts: tuple[tuple[str, int], ...]  # (state, count), sorted by state
+    complete: bool
+    errors: tuple[ResourceError, ...] = ()
+
+    def count(self, state: str) -> int:
+        return dict(self.counts).get(state, 0)
+
+
+@dataclass(frozen=True)
 class Observation:
     """What the provider says about the remote job right now."""
 
@@ -44,6 +67,7 @@ class Observation:
     # of reading the same things again: a typed value of the provider's own (TwinMakerBasis,
     # TrutoBasis), None when nothing beyond the fields above was read.
     basis: object = None
+    progress: SyncProgress | None = None  # where the provider reports per-resource progress
 
 
 ABSENT = Observation(exists=False)
@@ -95,14 +119,21 @@ class Provider(Protocol):
     found_by_spec: bool  # the spec names the remote job (else only its recorded id finds it)
 
     async def observe(
-        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+        self,
+        job: SyncJob,
+        *,
+        max_age: float | None = None,
+        content: bool = True,
+        progress: bool = False,
     ) -> Observation:
         """Reads the remote job (by its recorded id, or by name where the provider names jobs).
         With `max_age`, the lists of its scope read at most that many seconds ago may serve it:
         one list call per scope then serves every object in it (drift detection, settling).
         Without, the read is fresh and of this job alone. `content=False` asks for existence
         and state only (following a job that settles): what only the comparison with the spec
-        needs may go unread, and up_to_date is then None."""
+        needs may go unread, and up_to_date is then None. `progress` also reads how far the
+        job got with its resources (Observation.progress) where the provider reports it: a read
+        per job, so only the drift pass asks, once per period."""
         ...
 
     async def create(self, job: SyncJob) -> Observation:

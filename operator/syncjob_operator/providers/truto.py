@@ -295,7 +295,12 @@ class TrutoProvider:
                 return items
 
     async def observe(
-        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+        self,
+        job: SyncJob,
+        *,
+        max_age: float | None = None,
+        content: bool = True,
+        progress: bool = False,
     ) -> Observation:
         spec = _spec(job)
         if job.remote_id is None:

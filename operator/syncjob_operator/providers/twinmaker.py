@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from syncjob_operator.providers.base import (
     ABSENT,
     Observation,
     ProviderError,
+    ResourceError,
     SecretReader,
+    SyncProgress,
 )
 from syncjob_operator.providers.listcache import SharedListCache
 
@@ -55,6 +58,8 @@ _RETRYABLE_CODES = frozenset(
 _SETTLED_STATES = frozenset({"ACTIVE", "ERROR"})
 _LIST_PAGE_SIZE = 200
 _TAG_PAGE_SIZE = 100  # GetResources' maximum
+_RESOURCE_PAGE_SIZE = 200  # ListSyncResources' maximum
+_PROGRESS_ERRORS = 5  # resource errors kept in status: the first few say what is wrong
 
 # boto3 retries on its own would hide throttling from our backoff and metrics: one attempt,
 # short timeouts, and the reconciler decides when to try again.
@@ -171,8 +176,11 @@ class TwinMakerProvider:
         executor: Executor,
         *,
         default_endpoint_url: str | None = None,
+        progress_pages: int = 1,
     ) -> None:
+        """`progress_pages`: ListSyncResources pages read per look at an ACTIVE job (0: none)."""
         self._secrets = secrets
+        self._progress_pages = progress_pages
         self._executor = executor
         self._default_endpoint_url = default_endpoint_url
         self._clients: dict[tuple[str, str | None, str], IoTTwinMakerClient] = {}
@@ -269,12 +277,23 @@ class TwinMakerProvider:
         return []  # jobs are named by workspaceId + syncSource: observe finds them
 
     async def observe(
-        self, job: SyncJob, *, max_age: float | None = None, content: bool = True
+        self,
+        job: SyncJob,
+        *,
+        max_age: float | None = None,
+        content: bool = True,
+        progress: bool = False,
     ) -> Observation:
         spec = _spec(job)
         client, identity = await self._client(job)
         if max_age is not None:
-            return await self._observe_listed(job, client, identity, max_age, content=content)
+            observed = await self._observe_listed(job, client, identity, max_age, content=content)
+        else:
+            observed = await self._observe_read(job, client)
+        return await self._with_progress(client, spec, observed) if progress else observed
+
+    async def _observe_read(self, job: SyncJob, client: IoTTwinMakerClient) -> Observation:
+        spec = _spec(job)
         try:
             found: dict[str, Any] = dict(
                 await self._call(
@@ -325,6 +344,41 @@ class TwinMakerProvider:
         # Missing from the owner-tag listing: its owner tag is gone, and with it the knowledge
         # of its other tags (None: the caller confirms with a read of its own).
         return _observation(summary, job, tags=owned.get(summary["arn"]))
+
+    async def _with_progress(
+        self, client: IoTTwinMakerClient, spec: TwinMakerSpec, observed: Observation
+    ) -> Observation:
+        """An ACTIVE job's resources, counted by state from at most `progress_pages` pages of
+        ListSyncResources: one call in the usual case, and none while the job is not ACTIVE."""
+        if observed.state != "ACTIVE" or self._progress_pages <= 0:
+            return observed
+        counts: Counter[str] = Counter()
+        errors: list[ResourceError] = []
+        token: str | None = None
+        for _ in range(self._progress_pages):
+            page = await self._call(
+                "ListSyncResources", functools.partial(_resources_page, client, spec, token)
+            )
+            for resource in page.get("syncResources", []):
+                status = resource.get("status") or {}
+                counts[status.get("state", "UNKNOWN")] += 1
+                error = status.get("error")
+                if error and len(errors) < _PROGRESS_ERRORS:
+                    errors.append(
+                        ResourceError(
+                            resource_type=resource.get("resourceType", ""),
+                            external_id=resource.get("externalId", ""),
+                            code=error.get("code", ""),
+                            message=error.get("message", ""),
+                        )
+                    )
+            token = page.get("nextToken")
+            if not token:
+                break
+        progress = SyncProgress(
+            counts=tuple(sorted(counts.items())), complete=not token, errors=tuple(errors)
+        )
+        return dataclasses.replace(observed, progress=progress)
 
     async def _list_owned_tags(self, job: SyncJob) -> dict[str, dict[str, str]]:
         """Every TwinMaker resource in the region that carries an owner tag, with its tags."""
@@ -461,6 +515,19 @@ def _list_page(client: IoTTwinMakerClient, workspace_id: str, token: str | None)
             workspaceId=workspace_id, maxResults=_LIST_PAGE_SIZE, nextToken=token
         )
     return client.list_sync_jobs(workspaceId=workspace_id, maxResults=_LIST_PAGE_SIZE)
+
+
+def _resources_page(client: IoTTwinMakerClient, spec: TwinMakerSpec, token: str | None) -> Any:
+    if token:
+        return client.list_sync_resources(
+            workspaceId=spec.workspace_id,
+            syncSource=spec.sync_source,
+            maxResults=_RESOURCE_PAGE_SIZE,
+            nextToken=token,
+        )
+    return client.list_sync_resources(
+        workspaceId=spec.workspace_id, syncSource=spec.sync_source, maxResults=_RESOURCE_PAGE_SIZE
+    )
 
 
 def _spec(job: SyncJob) -> TwinMakerSpec:

@@ -135,6 +135,20 @@ class EmulatorAdmin:
         ]
         return applied
 
+    def sync_resource_errors(
+        self,
+        workspace_id: str,
+        count: int,
+        *,
+        sync_source: str = "SITEWISE",
+        code: str = "SYNC_PROCESSING_ERROR",
+        message: str = "Emulated resource error",
+    ) -> None:
+        """TwinMaker only: the first `count` resources of an ACTIVE job report `code` in
+        ListSyncResources (0 clears)."""
+        body = {"workspaceId": workspace_id, "syncSource": sync_source, "count": count}
+        self._call("POST", "/sync-resource-errors", body | {"code": code, "message": message})
+
     def remove_sync_job(self, workspace_id: str, sync_source: str = "SITEWISE") -> None:
         """TwinMaker only: drop a job at once, bypassing DeleteSyncJob (out-of-band deletion)."""
         self._call("DELETE", f"/sync-jobs/{workspace_id}/{sync_source}")

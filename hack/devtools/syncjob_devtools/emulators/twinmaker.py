@@ -118,6 +118,14 @@ class Transition(BaseModel):
     message: str | None = None
 
 
+class ResourceErrors(BaseModel):
+    """The first `count` resources of an ACTIVE job report this error (ListSyncResources)."""
+
+    count: int
+    code: str
+    message: str
+
+
 class SyncJobRecord(BaseModel):
     workspace_id: str
     sync_source: str
@@ -128,6 +136,7 @@ class SyncJobRecord(BaseModel):
     transitions: list[Transition]
     gone_at: float | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    resource_errors: ResourceErrors | None = None
 
     def current(self, now: float) -> Transition:
         latest = self.transitions[0]
@@ -180,6 +189,26 @@ class SyncJobOutcomeRequest(BaseModel):
             raise ValueError(f"an ERROR outcome needs a code, one of {codes}")
         if self.state == "ACTIVE" and (self.code or self.message):
             raise ValueError("an ACTIVE outcome takes no code or message")
+        return self
+
+
+class SyncResourceErrorsRequest(BaseModel):
+    """Body of ``POST /_emulator/sync-resource-errors``: how many of an existing job's
+    resources are in ERROR while it is ACTIVE (0 clears)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workspaceId: str = Field(min_length=1)
+    syncSource: str = Field(default="SITEWISE", min_length=1)
+    count: int = Field(ge=0)
+    code: str = "SYNC_PROCESSING_ERROR"
+    message: str = "Emulated resource error"
+
+    @model_validator(mode="after")
+    def _known_code(self) -> SyncResourceErrorsRequest:
+        codes = enum_values(load_service_model(SERVICE), "ErrorCode")
+        if self.code not in codes:
+            raise ValueError(f"code must be one of {codes}")
         return self
 
 
@@ -238,6 +267,11 @@ class TwinMakerEmulator:
             *(Route(b.path, self._endpoint(b), methods=[b.method]) for b in self.bindings.values()),
             *self.core.admin_routes(),
             Route(f"{ADMIN_PREFIX}/sync-job-outcome", self._admin_outcome, methods=["POST"]),
+            Route(
+                f"{ADMIN_PREFIX}/sync-resource-errors",
+                self._admin_resource_errors,
+                methods=["POST"],
+            ),
             Route(
                 f"{ADMIN_PREFIX}/sync-jobs/{{workspaceId}}/{{syncSource}}",
                 self._admin_remove_job,
@@ -713,6 +747,23 @@ class TwinMakerEmulator:
         self._save()
         return JSONResponse({"applied": "existing", "job": key})
 
+    async def _admin_resource_errors(self, request: Request) -> Response:
+        try:
+            wanted = await parse_admin_body(request, SyncResourceErrorsRequest)
+        except AdminBodyError as exc:
+            return admin_error(exc.detail)
+        key = job_key(wanted.workspaceId, wanted.syncSource)
+        job = self.state.jobs.get(key)
+        if job is None:
+            return admin_error(f"no sync job {key}", 404)
+        job.resource_errors = (
+            ResourceErrors(count=wanted.count, code=wanted.code, message=wanted.message)
+            if wanted.count
+            else None
+        )
+        self._save()
+        return JSONResponse({"job": key, "count": wanted.count})
+
     async def _admin_remove_job(self, request: Request) -> Response:
         """Make a job vanish without the API, as if someone deleted it elsewhere long ago."""
         labels = uri_labels(request.path_params)
@@ -746,10 +797,18 @@ def sitewise_resources(job: SyncJobRecord, now: float) -> list[dict[str, Any]]:
         }
         for m in models
     ] + [{"resourceType": "ENTITY", "externalId": a, "resourceId": a} for a in assets]
-    return sorted(
+    listed = sorted(
         ({**r, "status": status, "updateDateTime": current.at} for r in resources),
         key=lambda r: f"{r['resourceType']}/{r['externalId']}",
     )
+    errors = job.resource_errors if current.state == "ACTIVE" else None
+    for resource in listed[: errors.count if errors else 0]:
+        assert errors is not None
+        resource["status"] = {
+            "state": "ERROR",
+            "error": {"code": errors.code, "message": errors.message},
+        }
+    return listed
 
 
 def _matches_type(arn: str, filters: list[str]) -> bool:

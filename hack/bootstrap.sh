@@ -6,6 +6,7 @@
 #   - etcd, kube-apiserver, kube-controller-manager, built from the Go module proxy
 #   - Argo CD (repo-server, application-controller, CLI), built from the Go module proxy, and
 #     Redis unpacked from Debian's packages, for the GitOps tests (tests/e2e/test_gitops.py)
+#   - promtool unpacked from Debian's prometheus package, for the chart's alert rules
 # Progress goes to stderr; a warm run takes a few seconds.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,10 +60,11 @@ fi
 kube_bins=$("$repo/hack/build-kube-bins.sh")
 argocd_bin=$("$repo/hack/build-argocd.sh")
 checkov_bin=$("$repo/hack/install-checkov.sh")  # chart linter, own venv (tests/chart)
+promtool_bin=$("$repo/hack/install-promtool.sh")  # checks the chart's alert rules (tests/chart)
 
 echo "export SYNCJOB_CACHE='$cache'"
 echo "export VIRTUAL_ENV='$venv'"
 # The venv is shared by every checkout with the same lock, and its editable install points at
 # whichever bootstrapped last: this checkout's sources come first on the path regardless.
 echo "export PYTHONPATH='$repo/operator:$repo/hack/devtools'\${PYTHONPATH:+:\$PYTHONPATH}"
-echo "export PATH='$venv/bin:$tools:$kube_bins:$argocd_bin:$checkov_bin':\"\$PATH\""
+echo "export PATH='$venv/bin:$tools:$kube_bins:$argocd_bin:$checkov_bin:$promtool_bin':\"\$PATH\""

@@ -33,6 +33,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "watchNamespaces": ["team-a"],
         "peering": {"enabled": True, "name": "syncjobs", "priority": 5},
     },
+    "monitoring": {
+        "metrics": {
+            "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Platform"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        }
+    },
     "service-monitor": {
         "metrics": {
             "serviceMonitor": {

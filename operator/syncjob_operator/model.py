@@ -36,6 +36,12 @@ class AwsCredentialsRef(_Spec):
     session_token_key: str | None = None
 
 
+class AssumeRoleSpec(_Spec):
+    role_arn: str
+    external_id: str | None = None
+    session_name: str = "syncjob-operator"
+
+
 class TwinMakerSpec(_Spec):
     region: str
     workspace_id: str
@@ -43,6 +49,7 @@ class TwinMakerSpec(_Spec):
     sync_role: str
     tags: dict[str, str] = Field(default_factory=dict)
     credentials_secret_ref: AwsCredentialsRef | None = None
+    assume_role: AssumeRoleSpec | None = None
     endpoint_url: str | None = Field(default=None, alias="endpointURL")
 
 

@@ -22,6 +22,9 @@ from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 
 TRANSITION = 0.2
 TOKEN = "test-token"
+# A role in another account that demands an external id of whoever assumes it.
+PARTNER_ROLE = "arn:aws:iam::210987654321:role/PartnerTwinMaker"
+PARTNER_EXTERNAL_ID = "partner-7f3a"
 
 # Helpers reach the tests as fixtures: test modules cannot import this conftest reliably.
 T = TypeVar("T")
@@ -78,7 +81,9 @@ def eventually(
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[RunningEmulators]:
     with RunningEmulators(
-        twinmaker=TwinMakerConfig(transition_seconds=TRANSITION),
+        twinmaker=TwinMakerConfig(
+            transition_seconds=TRANSITION, role_external_ids={PARTNER_ROLE: PARTNER_EXTERNAL_ID}
+        ),
         truto=TrutoConfig(tokens=frozenset({TOKEN}), transition_seconds=TRANSITION),
     ) as running:
         yield running

@@ -23,6 +23,9 @@ from tests.support.kube import Cli, condition, wait_until
 
 TRUTO_TOKEN = "e2e-token"
 ROLE = "arn:aws:iam::123456789012:role/TwinMakerSync"
+# A role in another account whose trust policy demands an external id (tests/e2e/...account).
+PARTNER_ROLE = "arn:aws:iam::210987654321:role/PartnerTwinMaker"
+PARTNER_EXTERNAL_ID = "partner-7f3a"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,10 @@ def emulators() -> Iterator[Emulators]:
     from syncjob_devtools.emulators.truto import TrutoConfig
 
     with RunningEmulators(
-        TwinMakerConfig(transition_seconds=0.3), TrutoConfig(tokens=frozenset({TRUTO_TOKEN}))
+        TwinMakerConfig(
+            transition_seconds=0.3, role_external_ids={PARTNER_ROLE: PARTNER_EXTERNAL_ID}
+        ),
+        TrutoConfig(tokens=frozenset({TRUTO_TOKEN})),
     ) as running:
         twinmaker = twinmaker_client(running.twinmaker_url)
         with (

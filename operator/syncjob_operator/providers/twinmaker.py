@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
+import botocore.session
 
 from syncjob_operator.metrics import REMOTE_CALLS
 from syncjob_operator.model import ProviderName, SyncJob, TwinMakerSpec
@@ -185,6 +187,8 @@ class TwinMakerProvider:
         self._default_endpoint_url = default_endpoint_url
         self._clients: dict[tuple[str, str | None, str], IoTTwinMakerClient] = {}
         self._tagging: dict[tuple[str, str | None, str], ResourceGroupsTaggingAPIClient] = {}
+        # By identity (source credentials + role): credentials of an assumed role.
+        self._assumed: dict[str, botocore.credentials.Credentials] = {}
         # By workspace: its sync jobs. By region, endpoint and identity: the owned jobs' tags.
         self._lists: SharedListCache[
             tuple[str, str | None, str, str], dict[str, dict[str, Any]]
@@ -198,7 +202,7 @@ class TwinMakerProvider:
         key = (_spec(job).region, endpoint, identity)
         client = self._clients.get(key)
         if client is None:
-            session = _session(_spec(job), credentials)
+            session = self._session(_spec(job), credentials, endpoint, identity)
             client = session.client("iottwinmaker", endpoint_url=endpoint, config=_config(endpoint))
             self._clients[key] = client
         return client, identity
@@ -208,11 +212,41 @@ class TwinMakerProvider:
         key = (_spec(job).region, endpoint, identity)
         client = self._tagging.get(key)
         if client is None:
-            client = _session(_spec(job), credentials).client(
+            client = self._session(_spec(job), credentials, endpoint, identity).client(
                 "resourcegroupstaggingapi", endpoint_url=endpoint, config=_config(endpoint)
             )
             self._tagging[key] = client
         return client
+
+    def _session(
+        self,
+        spec: TwinMakerSpec,
+        credentials: Mapping[str, str],
+        endpoint: str | None,
+        identity: str,
+    ) -> boto3.session.Session:
+        """A session with the job's credentials (its Secret's, or the default chain), or with
+        the role it assumes from them: botocore's own assume-role credentials, fetched on first
+        use and refreshed shortly before they expire, shared by every client and region of that
+        identity, so one STS call serves a role per expiry window."""
+        base = botocore.session.Session()
+        if credentials:
+            base.set_credentials(
+                credentials["aws_access_key_id"],
+                credentials["aws_secret_access_key"],
+                credentials.get("aws_session_token"),
+            )
+        if spec.assume_role is None:
+            return boto3.session.Session(botocore_session=base, region_name=spec.region)
+        assumed = self._assumed.get(identity)
+        if assumed is None:
+            assumed = _assume_role(base, spec, endpoint)
+            self._assumed[identity] = assumed
+        target = botocore.session.Session()
+        target.register_component(
+            "credential_provider", botocore.credentials.CredentialResolver([_Provided(assumed)])
+        )
+        return boto3.session.Session(botocore_session=target, region_name=spec.region)
 
     async def _identity(self, job: SyncJob) -> tuple[dict[str, str], str | None, str]:
         """The job's credentials (empty: the default chain), endpoint, and a hash naming the
@@ -238,7 +272,9 @@ class TwinMakerProvider:
                     retryable=False,
                 )
             credentials = {arg: data[key] for arg, key in keys.items()}
-        identity = hashlib.sha256(repr(sorted(credentials.items())).encode()).hexdigest()[:16]
+        role = spec.assume_role.model_dump_json() if spec.assume_role else ""
+        named = repr((sorted(credentials.items()), role))
+        identity = hashlib.sha256(named.encode()).hexdigest()[:16]
         return credentials, endpoint, identity
 
     async def connect(self) -> None:
@@ -491,12 +527,50 @@ class TwinMakerProvider:
                 raise
 
 
-def _session(spec: TwinMakerSpec, credentials: Mapping[str, str]) -> boto3.session.Session:
-    return boto3.session.Session(
-        region_name=spec.region,
-        aws_access_key_id=credentials.get("aws_access_key_id"),
-        aws_secret_access_key=credentials.get("aws_secret_access_key"),
-        aws_session_token=credentials.get("aws_session_token"),
+class _Provided(botocore.credentials.CredentialProvider):
+    """Hands botocore credentials made elsewhere (an assumed role's, refreshed by botocore)."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: botocore.credentials.Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> botocore.credentials.Credentials:
+        return self._credentials
+
+
+def _assume_role(
+    source: botocore.session.Session, spec: TwinMakerSpec, endpoint: str | None
+) -> botocore.credentials.Credentials:
+    """Credentials of spec.assumeRole, assumed with `source`'s: botocore's AssumeRole fetcher
+    (as a profile's role_arn uses), deferred to first use and refreshed before expiry."""
+    role = spec.assume_role
+    assert role is not None
+    source_credentials = source.get_credentials()
+    if source_credentials is None:
+        raise ProviderError(
+            "CredentialsMissing",
+            f"no AWS credentials to assume {role.role_arn} with",
+            retryable=False,
+            operation="AssumeRole",
+        )
+    extra: dict[str, str] = {"RoleSessionName": role.session_name}
+    if role.external_id:
+        extra["ExternalId"] = role.external_id
+    fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+        client_creator=functools.partial(
+            source.create_client,
+            region_name=spec.region,
+            endpoint_url=endpoint,
+            config=_config(endpoint),
+        ),
+        source_credentials=source_credentials,
+        role_arn=role.role_arn,
+        extra_args=extra,
+    )
+    return botocore.credentials.DeferredRefreshableCredentials(
+        refresh_using=fetcher.fetch_credentials, method="assume-role"
     )
 
 

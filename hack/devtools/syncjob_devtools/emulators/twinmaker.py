@@ -14,9 +14,11 @@ boto3 prefixes the host with ``api.`` for these operations (the model's
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -50,6 +52,14 @@ from syncjob_devtools.emulators.restjson import (
     model_error_status,
     uri_labels,
 )
+from syncjob_devtools.emulators.sts import (
+    STS_SERVICE,
+    STS_VERSION,
+    StsError,
+    assume_role,
+    error_response,
+    ok_response,
+)
 
 SERVICE = "iottwinmaker"
 SYNC_JOB_OPERATIONS = (
@@ -73,7 +83,8 @@ TAGGING_SERVICE = "tagging"
 TAGGING_TARGET_PREFIX = "ResourceGroupsTaggingAPI_20170126."
 TAGGING_OPERATIONS = ("GetResources",)
 MODEL_OPERATIONS = SYNC_JOB_OPERATIONS + TAG_OPERATIONS + WORKSPACE_OPERATIONS
-SERVED_OPERATIONS = MODEL_OPERATIONS + TAGGING_OPERATIONS
+STS_OPERATIONS = ("AssumeRole",)
+SERVED_OPERATIONS = MODEL_OPERATIONS + TAGGING_OPERATIONS + STS_OPERATIONS
 UNKNOWN_OPERATION = "UnknownOperation"
 
 # Page sizes the model documents for each list call (its MaxResults shape says 0-200).
@@ -109,6 +120,8 @@ class TwinMakerConfig(BaseModel):
     # jobs into one workspace (e.g. to page through ListSyncJobs).
     sync_sources: frozenset[str] = frozenset({"SITEWISE"})
     max_workspaces: int = Field(default=1000, ge=1)
+    # STS AssumeRole: roles (by ARN) that demand an external id, and the id they demand.
+    role_external_ids: dict[str, str] = Field(default_factory=dict)
 
 
 class Transition(BaseModel):
@@ -277,7 +290,9 @@ class TwinMakerEmulator:
                 self._admin_remove_job,
                 methods=["DELETE"],
             ),
-            Route("/", self._tagging_api, methods=["POST"]),
+            # Query-protocol STS and JSON-1.1 tagging API share POST /, as AWS's endpoints would
+            # if they were one: the X-Amz-Target header names a tagging call.
+            Route("/", self._root_post, methods=["POST"]),
             # Anything else is counted and answered the way AWS answers an unknown path.
             Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
@@ -306,6 +321,40 @@ class TwinMakerEmulator:
         except AwsError as exc:
             return self._error(exc)
         return JSONResponse(result, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+
+    async def _root_post(self, request: Request) -> Response:
+        if "x-amz-target" in request.headers:
+            return await self._tagging_api(request)
+        return await self._sts_api(request)
+
+    async def _sts_api(self, request: Request) -> Response:
+        """STS AssumeRole (sts.py), for SyncJobs that assume a role in another account."""
+        # A urlencoded body (starlette's form parser would need python-multipart).
+        params = dict(urllib.parse.parse_qsl((await request.body()).decode()))
+        action = params.get("Action", "")
+        self.core.counters.record(action if action in STS_OPERATIONS else f"sts:{action}")
+        try:
+            self._authenticate(request, service=STS_SERVICE)
+            if action not in STS_OPERATIONS or params.get("Version") != STS_VERSION:
+                raise StsError("InvalidAction", f"Could not find operation {action}")
+            injection = await self.core.faults.inject(action)
+            if (injected := injection.error) is not None:
+                assert injected.code is not None  # _complete_fault filled it in
+                raise StsError(
+                    injected.code, injected.message or "Injected fault", injected.status or 400
+                )
+            body = assume_role(
+                params,
+                caller=f"arn:aws:iam::{self.config.account_id}:user/syncjob-operator",
+                external_ids=self.config.role_external_ids,
+                now=datetime.datetime.now(datetime.UTC),
+            )
+            await injection.hold_response()
+        except AwsError as exc:  # the SigV4 check speaks AWS's common codes
+            return error_response(StsError(exc.code, exc.message, exc.status or 403))
+        except StsError as exc:
+            return error_response(exc)
+        return ok_response(body)
 
     async def _tagging_api(self, request: Request) -> Response:
         """The Resource Groups Tagging API's GetResources over this emulator's resources."""

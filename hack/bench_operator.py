@@ -2,6 +2,7 @@
 
     python hack/bench_operator.py --jobs 500            # 1,000 SyncJobs, half per provider
     python hack/bench_operator.py --jobs 5000 --soak-seconds 3600
+    python hack/bench_operator.py --jobs 200 --truto-rate-limit 100   # 429s under a rate limit
 
 One run, one control plane, the emulators (TwinMaker 0.5 s per state) and the operator side by
 side. Phases, each reported:
@@ -217,6 +218,14 @@ class Bench:
             yield len(ready)
 
 
+def rate_limited(metrics: str) -> int:
+    """The operator's Truto calls answered 429 (syncjob_remote_calls_total)."""
+    pattern = (
+        r'^syncjob_remote_calls_total\{[^}]*provider="Truto"[^}]*result="RateLimited"[^}]*\} (\S+)'
+    )
+    return int(sum(float(n) for n in re.findall(pattern, metrics, re.M)))
+
+
 def per(counts: Counter[str], n: float) -> dict[str, float]:
     return {key: round(value / n, 3) for key, value in sorted(counts.items()) if value}
 
@@ -230,6 +239,13 @@ def main() -> None:
     parser.add_argument(
         "--operator-arg", action="append", default=[], help="passed to `syncjob-operator run`"
     )
+    parser.add_argument(
+        "--truto-rate-limit",
+        type=int,
+        default=None,
+        help="requests per token per --truto-rate-window the Truto emulator allows (429 beyond)",
+    )
+    parser.add_argument("--truto-rate-window", type=float, default=10.0)
     args = parser.parse_args()
     total = 2 * args.jobs
     scopes = args.jobs + INTEGRATIONS  # a workspace per TwinMaker job, an integration per 10th
@@ -240,7 +256,11 @@ def main() -> None:
         RunningEmulators(
             # A workspace per TwinMaker job: above AWS's default quota of 1,000 when asked.
             TwinMakerConfig(transition_seconds=0.5, max_workspaces=max(1000, args.jobs)),
-            TrutoConfig(tokens=frozenset({"t"})),
+            TrutoConfig(
+                tokens=frozenset({"t"}),
+                rate_limit=args.truto_rate_limit,
+                rate_limit_window_seconds=args.truto_rate_window,
+            ),
         ) as emu,
     ):
         bench = Bench(plane, emu, work, args.operator_arg)
@@ -296,6 +316,8 @@ def main() -> None:
             "remote_calls_per_object_by_kind": per(ready_calls, total),
             "operator_rss_mib_peak": round(peak[0], 1),
             "cpu_seconds_by_process": cpu,
+            # Every Truto job shares the token "t": one budget (providers/ratelimit.py).
+            "truto_429s": rate_limited(operator.metrics()),
         }
         time.sleep(args.resync_seconds)  # settle: let the first drift pass after creation run
         writes, calls = bench.writes(), bench.remote_calls()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from syncjob_operator.providers.base import (
     secret_value,
 )
 from syncjob_operator.providers.listcache import SharedListCache
+from syncjob_operator.providers.ratelimit import RateBudget
 
 DEFAULT_BASE_URL = "https://api.truto.one"
 _PAGE_LIMIT = 100
@@ -198,6 +200,8 @@ class TrutoProvider:
         self._timeout = timeout
         self._http: httpx.AsyncClient | None = None  # made in connect(), inside the event loop
         self._lists: SharedListCache[Hashable, dict[str, dict[str, Any]]] = SharedListCache()
+        # By token (and base URL): the budget its responses state, shared by its SyncJobs.
+        self._budgets: defaultdict[Hashable, RateBudget] = defaultdict(RateBudget)
         self._trigger_lists: SharedListCache[Hashable, dict[str, list[dict[str, Any]]]] = (
             SharedListCache()
         )
@@ -226,13 +230,15 @@ class TrutoProvider:
         token = await secret_value(self._secrets, job.namespace, ref.name, ref.key)
         try:
             assert self._http is not None, "connect() first"
-            response = await self._http.request(
-                method,
-                self._base_url(spec) + path,
-                json=body,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-            )
+            async with self._budgets[await self._token_scope(job)].slot() as observe:
+                response = await self._http.request(
+                    method,
+                    self._base_url(spec) + path,
+                    json=body,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                observe(response.status_code, response.headers)
         except httpx.TransportError as exc:
             code = "Timeout" if isinstance(exc, httpx.TimeoutException) else "ConnectionError"
             REMOTE_CALLS.labels(self.name, operation, code).inc()

@@ -64,9 +64,12 @@ _RESOURCE_PAGE_SIZE = 200  # ListSyncResources' maximum
 _PROGRESS_ERRORS = 5  # resource errors kept in status: the first few say what is wrong
 
 # boto3 retries on its own would hide throttling from our backoff and metrics: one attempt,
-# short timeouts, and the reconciler decides when to try again.
+# short timeouts, and the reconciler decides when to try again. Adaptive mode adds botocore's
+# client-side rate limiter, which slows every request of a client once one is throttled; a
+# client is shared by every SyncJob of one account (identity), region and endpoint, so they
+# wait together instead of each being throttled in turn.
 _BOTO_CONFIG = botocore.config.Config(
-    retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15
+    retries={"total_max_attempts": 1, "mode": "adaptive"}, connect_timeout=5, read_timeout=15
 )
 
 

@@ -32,8 +32,10 @@ from syncjob_operator.model import (
     EXTERNAL_ID_ANNOTATION,
     FINALIZER,
     PAUSED_ANNOTATION,
+    RUN_ANNOTATION,
     PendingCreate,
     ProviderName,
+    RunMark,
     SyncJob,
 )
 from syncjob_operator.ownership import Claims, IndexKey, job_entries
@@ -166,6 +168,15 @@ class GuardedWriter:
             return
         self.patch.metadata.annotations[EXTERNAL_ID_ANNOTATION] = remote_id
         self.patch.metadata.annotations[CREATE_PENDING_ANNOTATION] = None
+
+    async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
+        await self.kube.mark_run(job, mark)
+
+    async def record_run(self, job: SyncJob, mark: RunMark) -> None:
+        if self.patch is None:
+            await self.kube.record_run(job, mark)
+            return
+        self.patch.metadata.annotations[RUN_ANNOTATION] = mark.encode()
 
 
 @dataclass(frozen=True)
@@ -558,6 +569,16 @@ def events(
     observed = outcome.observation
     if observed is not None and observed.failed and prior_state != "ERROR":
         found.append(Event("RemoteJobFailed", condition_message(status, READY) or "", True))
+    if outcome.run_started is not None:
+        run = outcome.run_started
+        found.append(Event("RunStarted", f"run {run.run_id} of remote job {remote_id} started"))
+    last, before = status.get("lastRun") or {}, prior.get("lastRun") or {}
+    if last.get("status") == "failed" and (before.get("id"), before.get("status")) != (
+        last.get("id"),
+        "failed",
+    ):
+        why = f": {last['error']}" if last.get("error") else ""
+        found.append(Event("RunFailed", f"run {last.get('id')} failed{why}", True))
     was_failing = (prior.get("syncProgress") or {}).get("ERROR", 0)
     failing = (status.get("syncProgress") or {}).get("ERROR", 0)
     if failing and not was_failing:

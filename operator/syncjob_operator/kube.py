@@ -25,7 +25,9 @@ from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
     EXTERNAL_ID_ANNOTATION,
     FINALIZER,
+    RUN_ANNOTATION,
     PendingCreate,
+    RunMark,
     SyncJob,
 )
 from syncjob_operator.providers.base import ProviderError
@@ -234,6 +236,13 @@ class KubeIdentityWriter:
         body = {"metadata": {"uid": job.uid, "annotations": annotations}}
         # Explicit: custom resources accept no strategic-merge patch.
         await self._patch(job, body, _content_type=MERGE_PATCH)
+
+    async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
+        body = {"metadata": {"uid": job.uid, "annotations": {RUN_ANNOTATION: mark.encode()}}}
+        await self._patch(job, body, _content_type=MERGE_PATCH)
+
+    async def record_run(self, job: SyncJob, mark: RunMark) -> None:
+        await self.mark_run(job, mark)  # outside a handler: no final write to ride on
 
 
 class KubeStatusWriter:

@@ -69,6 +69,12 @@ class TrutoSchedule(_Spec):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class TrutoRunRequest(_Spec):
+    request_id: str
+    integrated_account_id: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrutoSpec(_Spec):
     integration_name: str
     args_schema: dict[str, Any]
@@ -76,6 +82,7 @@ class TrutoSpec(_Spec):
     token_secret_ref: SecretKeyRef
     base_url: str | None = Field(default=None, alias="baseURL")
     schedule: TrutoSchedule | None = None
+    run: TrutoRunRequest | None = None
 
 
 class SyncJobSpec(_Spec):
@@ -115,6 +122,9 @@ FINALIZER = "syncjob.dev/finalizer"
 EXTERNAL_ID_ANNOTATION = "syncjob.dev/external-id"
 CREATE_PENDING_ANNOTATION = "syncjob.dev/create-pending"
 ADOPTION_POLICY_ANNOTATION = "syncjob.dev/adoption-policy"
+# The on-demand run of spec.truto.run: "<requestId> pending <time>" just before the run is
+# started (a crash guard, as create-pending), "<requestId> run <runId>" once it is.
+RUN_ANNOTATION = "syncjob.dev/run-request"
 # "true" stops every remote call for the SyncJob (Crossplane's crossplane.io/paused). Not under
 # syncjob.dev/: kopf keeps its own state there and ignores changes to it, and pausing or resuming
 # must reach a handler.
@@ -159,6 +169,39 @@ class PendingCreate:
 
 
 @dataclass(frozen=True)
+class RunMark:
+    """Which run request this SyncJob has started (`run_id`), or may have (`since`)."""
+
+    request_id: str
+    run_id: str | None = None
+    since: datetime.datetime | None = None
+
+    def encode(self) -> str:
+        if self.run_id is not None:
+            return f"{self.request_id} run {self.run_id}"
+        assert self.since is not None
+        started = self.since.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+        return f"{self.request_id} pending {started}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> RunMark | None:
+        """None for an absent or unreadable mark."""
+        parts = (text or "").split(" ")
+        if len(parts) != 3:
+            return None
+        request_id, kind, value = parts
+        if kind == "run":
+            return cls(request_id, run_id=value)
+        if kind != "pending":
+            return None
+        try:
+            since = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return cls(request_id, since=since if since.tzinfo else since.replace(tzinfo=datetime.UTC))
+
+
+@dataclass(frozen=True)
 class SyncJob:
     """One SyncJob as the reconciler sees it: identity, spec, and what the object remembers."""
 
@@ -175,6 +218,7 @@ class SyncJob:
     created_at: str = ""  # metadata.creationTimestamp: the older of two claimants wins
     deleting: bool = False
     paused: bool = False  # the pause annotation: no remote call until it goes
+    run_mark: RunMark | None = None  # the on-demand run started (or maybe started) last
 
     @property
     def remote_id(self) -> str | None:
@@ -212,4 +256,5 @@ class SyncJob:
             created_at=str(meta.get("creationTimestamp") or ""),
             deleting=bool(meta.get("deletionTimestamp")),
             paused=annotations.get(PAUSED_ANNOTATION) == "true",
+            run_mark=RunMark.decode(annotations.get(RUN_ANNOTATION)),
         )

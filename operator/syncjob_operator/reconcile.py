@@ -16,9 +16,16 @@ import datetime
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from syncjob_operator.model import PendingCreate, SyncJob
+from syncjob_operator.model import PendingCreate, RunMark, SyncJob
 from syncjob_operator.ownership import REFUSALS, Claims, verdict
-from syncjob_operator.providers.base import Observation, Provider, ProviderError, with_state_of
+from syncjob_operator.providers.base import (
+    Observation,
+    Provider,
+    ProviderError,
+    Run,
+    RunsProvider,
+    with_state_of,
+)
 
 Action = Literal[
     "none",
@@ -51,6 +58,14 @@ class IdentityWriter(Protocol):
         the job again after a crash."""
         ...
 
+    async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
+        """A pending run mark: must reach the API server before the run is started."""
+        ...
+
+    async def record_run(self, job: SyncJob, mark: RunMark) -> None:
+        """The started run: may ride on the final write (the pending mark covers the gap)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Context:
@@ -73,6 +88,7 @@ class Outcome:
     error: ProviderError | None = None
     drift: tuple[str, ...] = ()  # what an update corrected
     detail: str = ""  # why, for the Event, where the action alone does not say
+    run_started: Run | None = None  # the run this reconcile started for spec.truto.run
 
     @property
     def done(self) -> bool:
@@ -118,7 +134,12 @@ async def converge(
             drift = observed.drift
             observed = await provider.update(job, observed)
             action = "updated" if action == "none" else action
-        return Outcome(observed, action, drift=drift)
+        started = None
+        if observed.settled and not observed.failed:
+            started = await _start_requested_run(job, ctx)
+        if started is not None:
+            observed = dataclasses.replace(observed, last_run=started)
+        return Outcome(observed, action, drift=drift, run_started=started)
     except ProviderError as error:
         return Outcome(None if _refused(error) else observed, error=error)
 
@@ -169,6 +190,37 @@ async def follow(job: SyncJob, ctx: Context, last: Outcome, *, max_age: float) -
     if not listed.exists:
         return await converge(job, ctx)  # gone while it settled: a full reconcile decides
     return Outcome(with_state_of(known, listed), last.action, drift=last.drift)
+
+
+async def _start_requested_run(job: SyncJob, ctx: Context) -> Run | None:
+    """Starts the run spec.truto.run asks for, exactly once per requestId: a pending mark goes
+    to the API server before the start, and a restart that finds the mark claims the run that
+    start made (any run of the same account and args since the mark: they are alike) and starts
+    again only once no earlier request can still land. None when nothing was started."""
+    request = job.spec.truto.run if job.spec.truto else None
+    mark = job.run_mark
+    if request is None or (mark and mark.request_id == request.request_id and mark.run_id):
+        return None
+    provider = ctx.provider
+    assert isinstance(provider, RunsProvider), f"{provider.name} has no runs"
+    if mark is not None and mark.request_id == request.request_id and mark.since is not None:
+        found = await provider.runs_since(job, mark.since)
+        if found:
+            await ctx.writer.record_run(job, RunMark(request.request_id, run_id=found[0].run_id))
+            return None  # started before the crash: nothing new to report
+        age = (_now() - mark.since).total_seconds()
+        if age < ctx.in_flight_seconds:
+            raise ProviderError(
+                CREATE_IN_FLIGHT,
+                f"an interrupted start of run {request.request_id} may still land;"
+                " checking again before starting it",
+                retryable=True,
+                retry_after=ctx.in_flight_seconds - age,
+            )
+    await ctx.writer.mark_run(job, RunMark(request.request_id, since=_now()))
+    run = await provider.start_run(job)
+    await ctx.writer.record_run(job, RunMark(request.request_id, run_id=run.run_id))
+    return run
 
 
 async def _create_once(job: SyncJob, ctx: Context) -> tuple[Observation, Action]:

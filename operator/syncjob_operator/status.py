@@ -24,6 +24,7 @@ OWNED_KEYS = (
     "conditions",
     "remote",
     "syncProgress",
+    "lastRun",
     "failedInputs",
     "terminalChecks",
     "nextCheckTime",
@@ -120,6 +121,30 @@ def _progress(progress: SyncProgress) -> dict[str, Any]:
             for e in progress.errors
         ]
     return shown
+
+
+def _last_run(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> Any:
+    """The latest run as last read; kept while nothing newer was read and the job exists."""
+    observed = outcome.observation
+    run = observed.last_run if observed is not None else None
+    if run is None:
+        gone = observed is not None and not observed.exists
+        return None if gone else prior.get("lastRun")
+    mark = job.run_mark
+    request = job.spec.truto.run if job.spec.truto else None
+    requested = (outcome.run_started is not None and outcome.run_started.run_id == run.run_id) or (
+        mark is not None and mark.run_id == run.run_id
+    )
+    shown = {
+        "id": run.run_id,
+        "status": run.status,
+        "requestId": (mark.request_id if mark and mark.run_id == run.run_id else None)
+        or (request.request_id if requested and request else None),
+        "startedAt": _iso(run.started_at),
+        "finishedAt": _iso(run.finished_at),
+        "error": run.error[:4096] if run.error else None,
+    }
+    return {k: v for k, v in shown.items() if v is not None}
 
 
 def _progress_status(observed: Observation | None, prior: Mapping[str, Any]) -> Any:
@@ -234,6 +259,7 @@ def compute_status(
         "conditions": conditions,
         "remote": _remote(observed, prior.get("remote") or {}) if observed else prior.get("remote"),
         "syncProgress": _progress_status(observed, prior),
+        "lastRun": _last_run(job, outcome, prior),
         "failedInputs": terminal.inputs if terminal else None,
         "terminalChecks": terminal.checks if terminal else None,
         "nextCheckTime": _iso(terminal.next_check) if terminal else None,

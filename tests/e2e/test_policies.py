@@ -156,3 +156,20 @@ def test_pause_stops_remote_calls_until_the_annotation_goes(
         what="deleted once resumed",
     )
     assert emulators.twinmaker.list_sync_jobs(workspaceId=workspace)["syncJobSummaries"] == []
+
+
+def test_new_fields_are_explained_and_shown_wide(kubectl: Cli, namespace: str) -> None:
+    for field in (
+        "spec.managementPolicy",
+        "spec.truto.run",
+        "spec.awsIoTTwinMaker.assumeRole",
+        "status.syncProgress",
+        "status.lastRun",
+    ):
+        explained = kubectl.run("explain", f"syncjobs.{field}").stdout
+        assert "DESCRIPTION" in explained, field
+    assert "Example" in kubectl.run("explain", "syncjobs.spec.truto.run").stdout
+    kubectl.apply(truto_job("shown", f"crm-{namespace}"), "-n", namespace)
+    header = kubectl.run("get", "syncjobs", "-n", namespace, "-o", "wide").stdout.splitlines()[0]
+    for column in ("REMOTE-ID", "IN-SYNC", "RESOURCE-ERRORS", "LAST-RUN", "POLICY"):
+        assert column in header, header

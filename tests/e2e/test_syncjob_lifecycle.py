@@ -480,6 +480,45 @@ def test_truto_schedule_is_a_cron_trigger_kept_in_step_with_the_spec(
     assert [j["id"] for j in emulators.truto_jobs(integration)] == [job_id]
 
 
+def test_truto_runs_on_demand_once_per_request_and_mirror_the_latest_run(
+    kubectl: Cli, namespace: str, emulators: Emulators
+) -> None:
+    integration = f"crm-{namespace}"
+    kubectl.apply(token_secret(), "-n", namespace)
+
+    def request(request_id: str) -> str:
+        run = {"requestId": request_id, "integratedAccountId": "acct-1", "args": {"since": "x"}}
+        return truto_job("ondemand", integration, provider={"run": run})
+
+    def runs() -> list[dict[str, Any]]:
+        page = emulators.truto.get("/sync-job-run", params={"sync_job_id": job_id})
+        result: list[dict[str, Any]] = page.json()["result"]
+        return result
+
+    def last_run(status: str) -> dict[str, Any] | None:
+        shown = get_syncjob(kubectl, namespace, "ondemand")["status"].get("lastRun") or {}
+        return shown if shown.get("status") == status else None
+
+    kubectl.apply(request("first"), "-n", namespace)
+    job_id = wait_ready(kubectl, namespace, "ondemand")["status"]["remote"]["id"]
+    assert has_event(kubectl, namespace, "ondemand", "RunStarted")
+    done = wait_until(lambda: last_run("completed"), what="the run completed, mirrored")
+    assert done["requestId"] == "first"
+    assert len(runs()) == 1
+    # The same request again (a re-apply, a resync, a restart): no second run.
+    kubectl.apply(request("first"), "-n", namespace)
+    time.sleep(4)  # two resync periods
+    assert len(runs()) == 1
+
+    emulators.truto_admin.run_outcome(job_id, "failed", error="token revoked at the CRM")
+    kubectl.apply(request("second"), "-n", namespace)
+    failed = wait_until(lambda: last_run("failed"), what="the second run failed, mirrored")
+    assert (failed["requestId"], failed["error"]) == ("second", "token revoked at the CRM")
+    assert has_event(kubectl, namespace, "ondemand", "RunFailed")
+    assert len(runs()) == 2
+    emulators.truto_admin.run_outcome(job_id, "completed")
+
+
 def test_settled_syncjobs_cost_no_write_and_one_list_per_scope_per_period(
     kubectl: Cli, namespace: str, emulators: Emulators
 ) -> None:

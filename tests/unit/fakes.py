@@ -12,7 +12,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncjob_operator.model import PendingCreate, ProviderName, SyncJob
+from syncjob_operator.model import PendingCreate, ProviderName, RunMark, SyncJob
 from syncjob_operator.ownership import Claims, IndexKey, index_entries
 from syncjob_operator.providers.base import Observation, ProviderError
 from syncjob_operator.reconcile import Context
@@ -110,6 +110,12 @@ class RecordingWriter:
 
     async def record_identity(self, job: SyncJob, remote_id: str) -> None:
         self.journal.append(f"identity:{remote_id}")
+
+    async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
+        self.journal.append(f"run-mark:{mark.request_id}")
+
+    async def record_run(self, job: SyncJob, mark: RunMark) -> None:
+        self.journal.append(f"run:{mark.request_id}={mark.run_id}")
 
 
 class FakeIndex:

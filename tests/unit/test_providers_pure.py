@@ -126,8 +126,8 @@ def test_truto_list_pages_are_read_from_result_or_results(field: str) -> None:
 def test_adoption_window_allows_small_clock_skew_only() -> None:
     started = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
     pending = PendingCreate(started_at=started, content_hash="h")
-    assert created_since(pending, started - datetime.timedelta(seconds=10))
-    assert not created_since(pending, started - datetime.timedelta(minutes=5))
+    assert created_since(pending.started_at, started - datetime.timedelta(seconds=10))
+    assert not created_since(pending.started_at, started - datetime.timedelta(minutes=5))
     assert not created_since(None, started)
 
 

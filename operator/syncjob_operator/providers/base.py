@@ -10,7 +10,7 @@ import dataclasses
 import datetime
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from syncjob_operator.model import ProviderName, SyncJob
 
@@ -36,6 +36,18 @@ class SyncProgress:
 
     def count(self, state: str) -> int:
         return dict(self.counts).get(state, 0)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the remote job (Truto: a sync job run)."""
+
+    run_id: str
+    status: str  # created, running, completed, failed, stopped
+    created_at: datetime.datetime | None = None
+    started_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Observation:
     # TrutoBasis), None when nothing beyond the fields above was read.
     basis: object = None
     progress: SyncProgress | None = None  # where the provider reports per-resource progress
+    last_run: Run | None = None  # the latest run, where the provider has runs and read it
 
 
 ABSENT = Observation(exists=False)
@@ -109,6 +122,20 @@ class ProviderError(Exception):
         self.operation = operation
         # False when the request may still be processed remotely (timeout, lost connection).
         self.answered = answered
+
+
+@runtime_checkable
+class RunsProvider(Protocol):
+    """A provider whose jobs run on demand (Truto): what spec.truto.run needs."""
+
+    async def start_run(self, job: SyncJob) -> Run:
+        """Starts one run of the job's remote job, as its run request asks."""
+        ...
+
+    async def runs_since(self, job: SyncJob, since: datetime.datetime) -> list[Run]:
+        """Runs of the remote job that the run request could have started since `since`, oldest
+        first: how a start interrupted by a crash is found again."""
+        ...
 
 
 class Provider(Protocol):

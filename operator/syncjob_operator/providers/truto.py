@@ -9,6 +9,7 @@ the reconciler claims one nobody else owns (identical jobs are interchangeable).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -20,11 +21,12 @@ from typing import Any
 import httpx
 
 from syncjob_operator.metrics import REMOTE_CALLS
-from syncjob_operator.model import PendingCreate, ProviderName, SyncJob, TrutoSpec
+from syncjob_operator.model import ProviderName, SyncJob, TrutoSpec
 from syncjob_operator.providers.base import (
     ABSENT,
     Observation,
     ProviderError,
+    Run,
     SecretReader,
     secret_value,
 )
@@ -109,12 +111,23 @@ def list_page(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None
     return list(items), payload.get("next_cursor") or None
 
 
-def created_since(pending: PendingCreate | None, created_at: datetime.datetime | None) -> bool:
-    """Whether a remote job could be the one an interrupted create made (a little clock skew
-    between us and the provider is allowed)."""
-    if pending is None or created_at is None:
+def created_since(started: datetime.datetime | None, created_at: datetime.datetime | None) -> bool:
+    """Whether a remote object could be the one an interrupted create made from `started` on
+    (a little clock skew between us and the provider is allowed)."""
+    if started is None or created_at is None:
         return False
-    return created_at >= pending.started_at - datetime.timedelta(seconds=30)
+    return created_at >= started - datetime.timedelta(seconds=30)
+
+
+def _run(remote: Mapping[str, Any]) -> Run:
+    return Run(
+        run_id=str(remote["id"]),
+        status=str(remote.get("status") or "created"),
+        created_at=_timestamp(remote.get("created_at")),
+        started_at=_timestamp(remote.get("started_at")),
+        finished_at=_timestamp(remote.get("finished_at")),
+        error=str(remote["error"]) if remote.get("error") else None,
+    )
 
 
 def _timestamp(value: str | None) -> datetime.datetime | None:
@@ -332,7 +345,10 @@ class TrutoProvider:
                 await self._token_scope(job), lambda: self._all_triggers(job), max_age=max_age
             )
             triggers = listed.get(found["id"], [])
-        return _observation(found, spec, triggers)
+        observed = _observation(found, spec, triggers)
+        if progress:  # the drift pass's per-job read: how the latest run went
+            observed = dataclasses.replace(observed, last_run=await self._latest_run(job))
+        return observed
 
     async def _triggers(self, job: SyncJob, job_id: str) -> list[dict[str, Any]]:
         # Triggers are found by the job they belong to: a natural key, so a trigger created
@@ -364,10 +380,50 @@ class TrutoProvider:
             remote
             for remote in (await self._list(job)).values()
             if content_hash(remote) == pending.content_hash
-            and created_since(pending, _timestamp(remote.get("created_at")))
+            and created_since(pending.started_at, _timestamp(remote.get("created_at")))
         ]
         found.sort(key=lambda remote: (str(remote.get("created_at", "")), remote["id"]))
         return [_observation(remote, spec, []) for remote in found]
+
+    async def start_run(self, job: SyncJob) -> Run:
+        request = _spec(job).run
+        assert request is not None
+        assert job.remote_id is not None
+        body = {
+            "sync_job_id": job.remote_id,
+            "integrated_account_id": request.integrated_account_id,
+            "args": request.args,
+        }
+        started = await self._request(job, "CreateSyncJobRun", "POST", "/sync-job-run", body=body)
+        assert started is not None
+        return _run(started)
+
+    async def runs_since(self, job: SyncJob, since: datetime.datetime) -> list[Run]:
+        request = _spec(job).run
+        assert request is not None
+        assert job.remote_id is not None
+        found = [
+            run
+            for run in await self._runs(job, request.integrated_account_id)
+            if run.get("args", {}) == request.args
+            and created_since(since, _timestamp(run.get("created_at")))
+        ]
+        found.sort(key=lambda run: (str(run.get("created_at", "")), run["id"]))
+        return [_run(run) for run in found]
+
+    async def _latest_run(self, job: SyncJob) -> Run | None:
+        """The job's newest run, on-demand or scheduled."""
+        runs = await self._runs(job)
+        latest = max(
+            runs, key=lambda run: (str(run.get("created_at", "")), run["id"]), default=None
+        )
+        return _run(latest) if latest else None
+
+    async def _runs(self, job: SyncJob, account: str | None = None) -> list[dict[str, Any]]:
+        filters = {"sync_job_id": job.remote_id}
+        if account is not None:
+            filters["integrated_account_id"] = account
+        return await self._pages(job, "ListSyncJobRuns", "/sync-job-run", filters)
 
     async def release(self, job: SyncJob, observed: Observation) -> None:
         """Nothing to release: Truto keeps no owner marker; ownership is the SyncJob's claim."""

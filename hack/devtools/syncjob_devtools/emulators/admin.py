@@ -149,6 +149,13 @@ class EmulatorAdmin:
         body = {"workspaceId": workspace_id, "syncSource": sync_source, "count": count}
         self._call("POST", "/sync-resource-errors", body | {"code": code, "message": message})
 
+    def run_outcome(
+        self, sync_job_id: str, status: str = "failed", error: str | None = None
+    ) -> None:
+        """Truto only: runs of the job created from now on end `status` (completed clears)."""
+        body = {"sync_job_id": sync_job_id, "status": status, "error": error}
+        self._call("POST", "/run-outcome", {k: v for k, v in body.items() if v is not None})
+
     def remove_sync_job(self, workspace_id: str, sync_source: str = "SITEWISE") -> None:
         """TwinMaker only: drop a job at once, bypassing DeleteSyncJob (out-of-band deletion)."""
         self._call("DELETE", f"/sync-jobs/{workspace_id}/{sync_source}")

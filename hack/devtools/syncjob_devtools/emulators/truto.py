@@ -26,7 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from syncjob_devtools.emulators.base import EXCEPTION_HANDLERS, EmulatorCore
+from syncjob_devtools.emulators.base import (
+    ADMIN_PREFIX,
+    EXCEPTION_HANDLERS,
+    AdminBodyError,
+    EmulatorCore,
+    admin_error,
+    parse_admin_body,
+)
 from syncjob_devtools.emulators.faults import FaultRule
 from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
 from syncjob_devtools.emulators.persistence import JsonStateFile
@@ -160,9 +167,21 @@ class CronTriggerBody(_RunTarget):
 # -- state ----------------------------------------------------------------------
 
 
+class RunOutcome(BaseModel):
+    """How the runs of one sync job end (``POST /_emulator/run-outcome``); completed clears."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sync_job_id: str = Field(min_length=1)
+    status: Literal["completed", "failed", "stopped"] = "failed"
+    error: str | None = None
+
+
 class TrutoState(BaseModel):
     # collection path -> object id -> the object as the API returns it
     objects: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    # sync job id -> how its runs created from then on end
+    run_outcomes: dict[str, RunOutcome] = Field(default_factory=dict)
 
 
 class TrutoError(Exception):
@@ -253,15 +272,25 @@ class SyncJobRuns(_OfSyncJob):
     body = SyncJobRunBody
     filters = ("sync_job_id", "integrated_account_id", "status")
 
+    def prepare(self, record: dict[str, Any], emulator: TrutoEmulator) -> None:
+        super().prepare(record, emulator)
+        outcome = emulator.state.run_outcomes.get(record["sync_job_id"])
+        record["_outcome"] = outcome.model_dump() if outcome else None  # kept, never shown
+
     def render(self, record: dict[str, Any], emulator: TrutoEmulator, now: float) -> dict[str, Any]:
         created = parse_iso(record["created_at"])
         step = emulator.config.transition_seconds
         started, finished = created + step, created + 2 * step
-        status = "completed" if now >= finished else "running" if now >= started else "created"
-        return record | {
+        outcome = record.get("_outcome") or {"status": "completed", "error": None}
+        status = (
+            outcome["status"] if now >= finished else "running" if now >= started else "created"
+        )
+        shown = {k: v for k, v in record.items() if k != "_outcome"}
+        return shown | {
             "status": status,
             "started_at": iso_ms(started) if now >= started else None,
             "finished_at": iso_ms(finished) if now >= finished else None,
+            "error": outcome["error"] if now >= finished and status != "completed" else None,
         }
 
 
@@ -299,6 +328,20 @@ class TrutoEmulator:
         if self._file is not None:
             self._file.save(self.state)
 
+    async def _admin_run_outcome(self, request: Request) -> Response:
+        try:
+            outcome = await parse_admin_body(request, RunOutcome)
+        except AdminBodyError as exc:
+            return admin_error(exc.detail)
+        if outcome.sync_job_id not in self.objects(SyncJobs.path):
+            return admin_error(f"no sync job {outcome.sync_job_id}", 404)
+        if outcome.status == "completed":
+            self.state.run_outcomes.pop(outcome.sync_job_id, None)
+        else:
+            self.state.run_outcomes[outcome.sync_job_id] = outcome
+        self._save()
+        return JSONResponse(outcome.model_dump())
+
     def _reset(self) -> None:
         self.state = TrutoState()
         self.limiter.reset()
@@ -330,6 +373,7 @@ class TrutoEmulator:
         return [
             *routes,
             *self.core.admin_routes(),
+            Route(f"{ADMIN_PREFIX}/run-outcome", self._admin_run_outcome, methods=["POST"]),
             Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 

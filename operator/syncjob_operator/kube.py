@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -32,6 +34,8 @@ from syncjob_operator.model import (
 )
 from syncjob_operator.providers.base import ProviderError
 
+_LOG = logging.getLogger(__name__)
+
 GROUP, VERSION, PLURAL, KIND = "syncjob.dev", "v1alpha1", "syncjobs", "SyncJob"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -52,6 +56,27 @@ class KubeCalls:
     async def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+
+
+async def wait_until_served(kube: KubeCalls, stop: asyncio.Event, interval: float = 2.0) -> None:
+    """Returns once the API server serves SyncJobs, or `stop` is set. kopf started before the
+    CRD exists rescans discovery when the CRD appears, which can be before the resource is
+    served: it then never watches SyncJobs (seen with Argo CD applying the CRD after the
+    operator started). Discovery is open to every authenticated client: no RBAC needed."""
+    warned = False
+    while not stop.is_set():
+        try:
+            served = await kube(kube.custom.get_api_resources, GROUP, VERSION)
+            if any(resource.name == PLURAL for resource in served.resources):
+                return
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        if not warned:
+            _LOG.warning(f"waiting for the API server to serve {PLURAL}.{GROUP}/{VERSION}")
+            warned = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 SECRET_HOLD = "syncjob.dev/secret-in-use"

@@ -26,6 +26,7 @@ from syncjob_operator.kube import (
     KubeSecrets,
     KubeStatusWriter,
     secret_hold,
+    wait_until_served,
 )
 from syncjob_operator.metrics import REGISTRY
 from syncjob_operator.model import ProviderName
@@ -241,6 +242,7 @@ async def _run(args: argparse.Namespace) -> None:
         kopf.on.startup(registry=registry, id="configure")(configure)
         kopf.on.login(registry=registry)(_login)
         async with _metrics_server(args.metrics_address, ready), _connected(runtime.providers):
+            await wait_until_served(kube, stop)
             await kopf.operator(
                 registry=registry,
                 clusterwide=not args.namespaces,

@@ -22,7 +22,7 @@ from syncjob_devtools.localargocd import LocalArgoCD
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
 from tests.chart.support import CHART
-from tests.e2e.conftest import ROLE, TRUTO_TOKEN, Emulators, start_operator
+from tests.e2e.conftest import ROLE, TRUTO_TOKEN, Emulators
 from tests.support.argocd import argocd_health, capture, documented_configmap
 from tests.support.gitops import GitRepo, application, resource_status
 from tests.support.kube import Cli, condition, wait_until
@@ -154,16 +154,19 @@ def gitops(emulators: Emulators, tmp_path_factory: pytest.TempPathFactory) -> It
     work = tmp_path_factory.mktemp("gitops")
     with ControlPlane(workdir=work / "plane") as plane:
         kubectl = Cli("kubectl", plane.env())
-        # The operator first, as a cluster whose operator is installed before any SyncJob CRD.
-        operator = start_operator(
-            plane,
-            emulators,
-            work,
+        # The operator first, as a cluster whose operator is installed before any SyncJob CRD:
+        # it waits, not ready, until the API server serves SyncJobs.
+        operator = OperatorProcess(
+            kubeconfig=plane.kubeconfig,
+            log_path=work / "operator.log",
+            twinmaker_url=emulators.running.twinmaker_url,
+            truto_url=emulators.running.truto_url,
             resync_seconds=RESYNC_SECONDS,
             poll_seconds=0.3,
             # A blocked deletion is re-tried this often once the cause is fixed.
             extra_args=["--terminal-recheck-seconds=3"],
         )
+        operator.start(wait_ready=False)
         argocd = LocalArgoCD(plane, work / "argocd")
         try:
             argocd.start()
@@ -190,6 +193,7 @@ def test_application_from_an_empty_cluster_is_synced_and_healthy_once_jobs_are_r
     gitops: GitOps,
 ) -> None:
     assert not gitops.kubectl.exists("crd", "syncjobs.syncjob.dev")
+    assert not gitops.operator.is_ready()  # waiting for the API server to serve SyncJobs
     revision = gitops.publish("SyncJobs for team-data")
     gitops.kubectl.apply(
         yaml.safe_dump(application(APP, gitops.repo, NAMESPACE, directory={"recurse": True}))
@@ -317,7 +321,7 @@ def test_a_blocked_deletion_shows_pending_deletion_and_a_warning_event(gitops: G
             terminal = condition(job, "Terminal")
             return terminal is not None and terminal["status"] == "True"
 
-        app = gitops.wait_app("deletion blocked", blocked)
+        gitops.wait_app("deletion blocked", blocked)
         job = gitops.syncjob("factory-sitewise")
         assert job["metadata"]["deletionTimestamp"]
         assert argocd_health(job) == {"status": "Progressing", "message": "Pending deletion"}
@@ -331,7 +335,8 @@ def test_a_blocked_deletion_shows_pending_deletion_and_a_warning_event(gitops: G
             "involvedObject.name=factory-sitewise,type=Warning",
         )["items"]
         assert any("not authorized" in e["message"] for e in events), events
-        assert _health(app)[0] == "Progressing"
+        # The Application's health follows on its next refresh.
+        gitops.wait_app("Progressing", lambda app: _health(app)[0] == "Progressing", timeout=60)
     finally:
         gitops.emulators.twinmaker_admin.clear_faults()
     _wait_pruned(gitops, "factory-sitewise", revision)

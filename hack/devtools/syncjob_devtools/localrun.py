@@ -42,7 +42,9 @@ class OperatorProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}"
 
-    def start(self, *, ready_timeout: float = 60) -> None:
+    def start(self, *, ready_timeout: float = 60, wait_ready: bool = True) -> None:
+        """Starts the process; by default returns once it is ready (it is not, for one, until the
+        API server serves SyncJobs)."""
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
@@ -71,7 +73,14 @@ class OperatorProcess:
             self._popen = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
             )
-        self._wait_ready(ready_timeout)
+        if wait_ready:
+            self._wait_ready(ready_timeout)
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.metrics_url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,61 @@
+"""wait_until_served: the operator starts kopf only once the API server serves SyncJobs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from syncjob_operator.kube import KubeCalls, wait_until_served
+
+
+class Discovery:
+    """Answers get_api_resources: 404 (no CRD yet), then a list without syncjobs (the CRD
+    exists, discovery does not serve it yet), then syncjobs."""
+
+    def __init__(self) -> None:
+        self.answers: list[Callable[[], Any]] = [
+            self._not_found,
+            lambda: SimpleNamespace(resources=[SimpleNamespace(name="kopfpeerings")]),
+            lambda: SimpleNamespace(resources=[SimpleNamespace(name="syncjobs")]),
+        ]
+        self.calls = 0
+
+    @staticmethod
+    def _not_found() -> Any:
+        raise ApiException(status=404, reason="Not Found")
+
+    def get_api_resources(self, group: str, version: str) -> Any:
+        assert (group, version) == ("syncjob.dev", "v1alpha1")
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]()
+
+
+def _kube(discovery: Discovery, pool: ThreadPoolExecutor) -> KubeCalls:
+    kube = KubeCalls.__new__(KubeCalls)
+    kube.custom = discovery  # type: ignore[assignment]
+    kube._executor = pool
+    return kube
+
+
+async def test_waits_until_syncjobs_are_served() -> None:
+    discovery = Discovery()
+    with ThreadPoolExecutor(1) as pool:
+        await wait_until_served(_kube(discovery, pool), asyncio.Event(), interval=0.01)
+    assert discovery.calls == 3
+
+
+async def test_stops_waiting_when_the_operator_stops() -> None:
+    discovery = Discovery()
+    discovery.answers = [discovery._not_found]
+    stop = asyncio.Event()
+    with ThreadPoolExecutor(1) as pool:
+        waiting = asyncio.create_task(wait_until_served(_kube(discovery, pool), stop, 0.01))
+        await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(waiting, timeout=1)
+    assert discovery.calls >= 1

@@ -68,9 +68,16 @@ class GitOps:
         return found
 
     def wait_synced_healthy(self, revision: str) -> dict[str, Any]:
+        """Synced and Healthy at `revision`, with its sync operation over: the history entry
+        of a sync is written when the operation ends, which can be after the comparison is
+        Synced (later waves wait for health)."""
         return self.wait_app(
-            f"Synced + Healthy at {revision[:8]}",
-            lambda app: _sync(app) == ("Synced", revision) and _health(app)[0] == "Healthy",
+            f"Synced + Healthy at {revision[:8]}, operation done",
+            lambda app: (
+                _sync(app) == ("Synced", revision)
+                and _health(app)[0] == "Healthy"
+                and _operation_done(app, revision)
+            ),
         )
 
     def publish(self, message: str, **overrides: Any) -> str:
@@ -83,6 +90,12 @@ class GitOps:
 def _sync(app: dict[str, Any]) -> tuple[str | None, str | None]:
     sync = app.get("status", {}).get("sync", {})
     return sync.get("status"), sync.get("revision")
+
+
+def _operation_done(app: dict[str, Any], revision: str) -> bool:
+    state = app.get("status", {}).get("operationState") or {}
+    synced = (state.get("syncResult") or {}).get("revision")
+    return state.get("phase") == "Succeeded" and synced == revision
 
 
 def _health(app: dict[str, Any]) -> tuple[str | None, str | None]:

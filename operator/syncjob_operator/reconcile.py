@@ -208,15 +208,7 @@ async def _start_requested_run(job: SyncJob, ctx: Context) -> Run | None:
         if found:
             await ctx.writer.record_run(job, RunMark(request.request_id, run_id=found[0].run_id))
             return None  # started before the crash: nothing new to report
-        age = (_now() - mark.since).total_seconds()
-        if age < ctx.in_flight_seconds:
-            raise ProviderError(
-                CREATE_IN_FLIGHT,
-                f"an interrupted start of run {request.request_id} may still land;"
-                " checking again before starting it",
-                retryable=True,
-                retry_after=ctx.in_flight_seconds - age,
-            )
+        _raise_while_in_flight(mark.since, f"start of run {request.request_id}", ctx)
     await ctx.writer.mark_run(job, RunMark(request.request_id, since=_now()))
     run = await provider.start_run(job)
     await ctx.writer.record_run(job, RunMark(request.request_id, run_id=run.run_id))
@@ -269,12 +261,17 @@ def _wait_out_interrupted_create(job: SyncJob, ctx: Context) -> None:
     pending = job.pending_create
     if pending is None or (job.uid, pending.encode()) in ctx.answered:
         return
-    age = (_now() - pending.started_at).total_seconds()
+    _raise_while_in_flight(pending.started_at, "create", ctx)
+
+
+def _raise_while_in_flight(started: datetime.datetime, what: str, ctx: Context) -> None:
+    """Raises while a request sent at `started` by a process that died may still land."""
+    age = (_now() - started).total_seconds()
     if age < ctx.in_flight_seconds:
         raise ProviderError(
             CREATE_IN_FLIGHT,
-            f"an interrupted create from {pending.started_at.isoformat()} may still land;"
-            " checking again before creating",
+            f"an interrupted {what} from {started.isoformat()} may still land;"
+            " checking again before sending it again",
             retryable=True,
             retry_after=ctx.in_flight_seconds - age,
         )

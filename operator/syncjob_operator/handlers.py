@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import json
 import logging
+import math
 import random
 import time
 from collections import defaultdict
@@ -75,6 +77,17 @@ APPLY_PROGRESS = f"{ANNOTATION_PREFIX}/apply"
 # kopf's diff-base, written once a change is handled: without it, kopf has a change (the
 # creation) still to handle, and the change handler owns the object.
 LAST_HANDLED = f"{ANNOTATION_PREFIX}/last-handled-configuration"
+# How long kopf waits for the watch to echo its own patch before handling the object again
+# from older events (settings.persistence.consistency_timeout, default 5 s). In a burst of
+# thousands of objects the watch lags by more than that, and kopf then handled an already
+# created SyncJob's creation again from a stale event: extra writes and reads (a third of
+# 1,000 objects at 5 s, about one in three at 10,000 with 30 s). A lost echo (a re-list) only
+# delays that object's next handling by this much.
+CONSISTENCY_TIMEOUT_SECONDS = 120.0
+# A retry kopf has not run this long after its due time never will: kopf re-ran a handled
+# change from a stale event, the re-run failed, and the newer event shows the change handled,
+# so kopf sees nothing to do. The drift pass then owns the object and clears kopf's retry.
+OVERDUE_RETRY_SECONDS = 2 * CONSISTENCY_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,8 @@ class SecretKeeper(SecretReader, Protocol):
 
 class StatusWriter(Protocol):
     async def write(self, job: SyncJob, status: dict[str, Any]) -> None: ...
+
+    async def drop_annotation(self, job: SyncJob, key: str) -> None: ...
 
 
 @dataclass
@@ -294,7 +309,7 @@ class Handlers:
         """The drift pass's look at one SyncJob: its scope's list serves the read; status is
         written, and Events posted, only when something changed."""
         job, prior = member.job, member.status
-        if job.deleting or member.busy or job.paused:
+        if job.deleting or job.paused or time.time() < member.handler_until:
             return  # the delete handler, or a change handler not done with it, owns it now
         if prior.get("observedGeneration") not in (None, job.generation):
             return  # a spec change is being handled right now
@@ -316,6 +331,9 @@ class Handlers:
             return
         if result.status:
             await self.runtime.status_writer.write(job, result.status)
+        if member.retrying:
+            _object_logger(job).warning("kopf's retry of the last change is overdue: cleared")
+            await self.runtime.status_writer.drop_annotation(job, APPLY_PROGRESS)
         _post(kopf.Body(reference(job)), result.events, _object_logger(job))
 
     def _progress_due(self, uid: str) -> bool:
@@ -603,8 +621,29 @@ async def index_body(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return {}  # the handlers report a body they cannot parse
     annotations = body.metadata.annotations
-    busy = APPLY_PROGRESS in annotations or LAST_HANDLED not in annotations
-    return {**job_entries(job), MEMBER_KEY: Member.of(job, body.get("status") or {}, busy=busy)}
+    progress = annotations.get(APPLY_PROGRESS)
+    member = Member.of(
+        job,
+        body.get("status") or {},
+        handler_until=_handler_until(annotations),
+        retrying=progress is not None,
+    )
+    return {**job_entries(job), MEMBER_KEY: member}
+
+
+def _handler_until(annotations: Mapping[str, str]) -> float:
+    """Until when kopf's change handler owns the object (Member.handler_until)."""
+    if LAST_HANDLED not in annotations:
+        return math.inf  # kopf handles a creation on every event until it is handled
+    progress = annotations.get(APPLY_PROGRESS)
+    if progress is None:
+        return 0.0
+    try:
+        state = json.loads(progress)
+        due = datetime.datetime.fromisoformat(state.get("delayed") or state["started"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return math.inf  # not kopf's format: leave it to kopf
+    return due.timestamp() + OVERDUE_RETRY_SECONDS
 
 
 def may_hold_remote_job(body: kopf.Body, **_: Any) -> bool:
@@ -684,12 +723,7 @@ def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: boo
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key=LAST_HANDLED.removeprefix(f"{ANNOTATION_PREFIX}/")
     )
-    # After its own patch, kopf waits this long for the watch to echo it before handling the
-    # object again from older events. In a burst of thousands of objects the watch lags by more
-    # than the default 5 s, and kopf then handled an already-created SyncJob's creation a second
-    # time (a third of them at 1,000 objects: two extra writes and reads each). A lost echo (a
-    # re-list) only delays that object's next handling by this much.
-    settings.persistence.consistency_timeout = 30
+    settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS
     # kopf turns every INFO log of a handler into an Event (one API write each); we post our
     # own Events with reasons, so only warnings and errors go through the log bridge.
     settings.posting.level = logging.WARNING

@@ -271,22 +271,29 @@ class KubeIdentityWriter:
 
 
 class KubeStatusWriter:
-    """Writes a SyncJob's status outside kopf's handlers (the per-scope drift pass)."""
+    """Writes a SyncJob outside kopf's handlers (the per-scope drift pass). Each write names the
+    object's uid: an object deleted or re-created meanwhile is left alone."""
 
     def __init__(self, kube: KubeCalls) -> None:
         self._kube = kube
 
     async def write(self, job: SyncJob, status: dict[str, Any]) -> None:
-        """Merge-patches the status; an object deleted or re-created meanwhile is left alone."""
-        body = {"metadata": {"uid": job.uid}, "status": status}
+        await self._merge(job, {"status": status}, "writing status", status=True)
+
+    async def drop_annotation(self, job: SyncJob, key: str) -> None:
+        body = {"metadata": {"annotations": {key: None}}}
+        await self._merge(job, body, f"removing annotation {key}")
+
+    async def _merge(
+        self, job: SyncJob, body: dict[str, Any], doing: str, *, status: bool = False
+    ) -> None:
+        body.setdefault("metadata", {})["uid"] = job.uid
         try:
-            await patch_syncjob(self._kube, job, body, status=True, _content_type=MERGE_PATCH)
+            await patch_syncjob(self._kube, job, body, status=status, _content_type=MERGE_PATCH)
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise ProviderError(
-                    "KubernetesAPIError",
-                    f"writing status: {exc.status} {exc.reason}",
-                    retryable=True,
+                    "KubernetesAPIError", f"{doing}: {exc.status} {exc.reason}", retryable=True
                 ) from exc
 
 

@@ -159,12 +159,17 @@ def context(
 
 @dataclass
 class RecordingStatusWriter:
-    """The StatusWriter of the drift pass: the status patches it wrote, by object name."""
+    """The StatusWriter of the drift pass: the status patches it wrote and the annotations it
+    dropped, by object name."""
 
     writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
 
     async def write(self, job: SyncJob, status: dict[str, Any]) -> None:
         self.writes.append((job.name, status))
+
+    async def drop_annotation(self, job: SyncJob, key: str) -> None:
+        self.dropped.append((job.name, key))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import Hashable
 
 from syncjob_operator.drift import DriftPass, Member
@@ -18,7 +19,7 @@ def _member(name: str, workspace: str) -> Member:
     job = dataclasses.replace(
         TWINMAKER_JOB, name=name, uid=name, spec=spec.model_copy(update={"twinmaker": twinmaker})
     )
-    return Member.of(job, {}, busy=False)
+    return Member.of(job, {})
 
 
 async def _scope(job: SyncJob) -> Hashable:
@@ -76,4 +77,4 @@ async def test_a_pass_runs_once_per_period() -> None:
 def test_a_member_keeps_its_status_whole() -> None:
     status = {"observedGeneration": 2, "remote": {"id": "arn:x", "upToDate": True}}
     assert _member("a1", "plant-a").status == {}
-    assert Member.of(TWINMAKER_JOB, status, busy=True).status == status
+    assert Member.of(TWINMAKER_JOB, status, handler_until=math.inf).status == status

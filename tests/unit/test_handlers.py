@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import logging
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ from syncjob_operator.handlers import (
     APPLY_PROGRESS,
     LAST_HANDLED,
     MEMBER_KEY,
+    OVERDUE_RETRY_SECONDS,
     HandlerDeps,
     Handlers,
     Timing,
@@ -302,6 +304,25 @@ HANDLED = {LAST_HANDLED: "{}"}
 RETRYING_NOW = {**HANDLED, APPLY_PROGRESS: "{}"}  # kopf's progress: a handler retries or polls
 
 
+def _retry_due(seconds_from_now: float) -> dict[str, str]:
+    """kopf's progress of a change handler that failed once, retried at the given time."""
+    now = datetime.datetime.now(datetime.UTC)
+    state = {
+        "started": (now - datetime.timedelta(hours=2)).isoformat(),
+        "delayed": (now + datetime.timedelta(seconds=seconds_from_now)).isoformat(),
+        "purpose": "create",
+        "retries": 1,
+        "success": False,
+        "failure": False,
+    }
+    return {**HANDLED, APPLY_PROGRESS: json.dumps(state)}
+
+
+# kopf re-ran a handled creation from a stale watch event and the re-run failed: the newer event
+# shows the creation handled, so kopf never runs the retry it recorded.
+OVERDUE_RETRY = _retry_due(-OVERDUE_RETRY_SECONDS - 1)
+
+
 @pytest.mark.parametrize(
     ("one", "reconciles"),
     [
@@ -326,6 +347,14 @@ RETRYING_NOW = {**HANDLED, APPLY_PROGRESS: "{}"}  # kopf's progress: a handler r
         pytest.param(
             body(external_id="id-1", status=STILL_CREATING, annotations=RETRYING_NOW),
             False, id="ready-creating-while-the-change-handler-polls",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=RETRYING, annotations=_retry_due(-60)),
+            False, id="a-retry-kopf-runs-late-under-load-is-still-kopfs",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=RETRYING, annotations=OVERDUE_RETRY),
+            True, id="a-retry-kopf-will-never-run-is-taken-over-and-cleared",
         ),
         pytest.param(
             body(external_id="id-1", status=SYNCED, annotations=HANDLED), True,
@@ -364,6 +393,11 @@ async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Post
         assert posted.events == []
     if not reconciles or one.get("status") == SYNCED:
         assert writes == []  # nothing changed: nothing written
+    overdue = (
+        one["metadata"].get("annotations", {}).get(APPLY_PROGRESS) == OVERDUE_RETRY[APPLY_PROGRESS]
+    )
+    dropped = cast(RecordingStatusWriter, handlers.runtime.status_writer).dropped
+    assert dropped == ([("job", APPLY_PROGRESS)] if overdue else [])
 
 
 async def _member(one: dict[str, Any]) -> Member:

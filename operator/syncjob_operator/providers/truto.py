@@ -220,7 +220,13 @@ class TrutoProvider:
         )
 
     async def connect(self) -> None:
-        self._http = httpx.AsyncClient(timeout=self._timeout)
+        # As many kept-alive connections as open ones: a burst neither closes and re-opens
+        # (TLS) connections nor makes each request check a hundred idle ones for expiry. A
+        # request waits for a free connection as long as it takes: that is queueing, not failure.
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout, pool=None),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
 
     async def aclose(self) -> None:
         if self._http is not None:

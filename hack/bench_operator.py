@@ -12,7 +12,8 @@ side. Phases, each reported:
   ready     the SyncJobs applied into the operator's namespace; Ready counted from a watch;
             API writes (apiserver_request_total) and remote calls per object until all Ready
   steady    nothing changing for --steady-seconds: API writes and remote calls per period
-  restart   the operator restarted over the settled objects: writes and reads it costs
+  restart   the operator restarted over the settled objects: writes and reads it costs until
+            its first drift pass is done
   soak      operator RSS sampled over --soak-seconds with resyncs running (optional)
 
 Timings are measured here, never asserted in tests. Bounded: it stops by itself.

@@ -65,12 +65,14 @@ class DriftPass:
         members: Callable[[], Iterable[Member]],
         scope_of: Callable[[SyncJob], Awaitable[Hashable]],
         resync: Callable[[Member], Awaitable[None]],
+        before_pass: Callable[[], Awaitable[None]] | None = None,
         concurrency: int = 16,
     ) -> None:
         self._period = period
         self._members = members
         self._scope_of = scope_of
         self._resync = resync
+        self._before_pass = before_pass
         self._concurrency = concurrency
 
     async def run(self) -> None:
@@ -79,6 +81,8 @@ class DriftPass:
             await asyncio.sleep(self._period)
             started = time.monotonic()
             try:
+                if self._before_pass is not None:
+                    await self._before_pass()
                 scopes = await self.sweep()
             except Exception:  # a pass that fails must not end drift detection for good
                 log.exception("drift pass failed; the next one runs in %ss", self._period)

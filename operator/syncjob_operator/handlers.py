@@ -14,13 +14,14 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import kopf
 import pydantic
 
 from syncjob_operator import reconcile
 from syncjob_operator.drift import Member
+from syncjob_operator.index import ObjectIndex
 from syncjob_operator.kube import GROUP, KIND, PLURAL, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
@@ -67,7 +68,6 @@ _EVENT_REASONS = {
     "orphaned": "OrphanedRemoteJob",
     "released": "LeftRemoteJobAlone",
 }
-INDEX_ID = "syncjob_index"
 MEMBER_KEY = ("member",)  # the index key under which every SyncJob's Member is kept
 _LOG = logging.getLogger("syncjob_operator.objects")  # lines about one object, outside kopf
 ANNOTATION_PREFIX = "syncjob.dev"
@@ -262,24 +262,42 @@ def reference(job: SyncJob) -> kopf.RawBody:
 
 
 class Handlers:
-    def __init__(self, runtime: HandlerDeps, on_indexed: Callable[[], None] = lambda: None) -> None:
-        """`on_indexed` is called once, in the first handler: kopf's index is complete then
-        (kopf runs no handler before), and kopf's context (Event posting) is current."""
+    def __init__(
+        self,
+        runtime: HandlerDeps,
+        index: ObjectIndex | None = None,
+        on_started: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`index` holds every SyncJob (filled before kopf starts: `prefill`); `on_started` is
+        called once, from the first event handled, where kopf's context (Event posting) is
+        current."""
         self.runtime = runtime
-        self._on_indexed = on_indexed
-        self._index: kopf.Index[Any, Any] | None = None
+        self.index = ObjectIndex() if index is None else index
+        self._on_started: Callable[[], None] | None = on_started
         self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
-
-    def _attach(self, kwargs: Mapping[str, Any]) -> None:
-        index: kopf.Index[Any, Any] | None = kwargs.get(INDEX_ID)
-        if index is not None and self._index is None:
-            self._index = index
-            self.runtime.claims.attach(lambda key: index.get(key, ()))
-            self._on_indexed()
+        runtime.claims.attach(self.index.get)
 
     def members(self) -> Iterable[Member]:
-        """Every SyncJob of this operator (or shard), from kopf's index."""
-        return () if self._index is None else self._index.get(MEMBER_KEY, ())
+        """Every SyncJob of this operator (or shard), from the index."""
+        return self.index.get(MEMBER_KEY)
+
+    async def prefill(self, bodies: Iterable[Mapping[str, Any]]) -> None:
+        """Indexes SyncJobs listed before kopf starts: complete before any handler runs."""
+        for raw in bodies:
+            body = kopf.Body(cast(kopf.RawBody, raw))
+            where = (str(body.metadata.namespace), str(body.metadata.name))
+            self.index.prefill(str(body.metadata.uid), where, await index_body(body))
+
+    async def on_event(self, body: kopf.Body, type: str | None, **_: Any) -> None:
+        """Keeps the index current; kopf runs it before the object's change handlers."""
+        started, self._on_started = self._on_started, None
+        if started is not None:
+            started()
+        uid = str(body.metadata.uid)
+        if type == "DELETED":
+            self.index.remove(uid)
+        else:
+            self.index.replace(uid, await index_body(body))
 
     async def on_change(
         self,
@@ -290,7 +308,6 @@ class Handlers:
         reason: str,
         **kwargs: Any,
     ) -> None:
-        self._attach(kwargs)
         job = _parse(body)
         # On a restart, each scope's list serves every settled object: one call per scope.
         max_age = self.runtime.timing.list_age if reason == "resume" else None
@@ -409,7 +426,6 @@ class Handlers:
     async def delete(
         self, body: kopf.Body, patch: kopf.Patch, retry: int, logger: kopf.Logger, **kwargs: Any
     ) -> None:
-        self._attach(kwargs)
         job = _parse(body)
         prior = dict(body.get("status") or {})
         runtime = self.runtime
@@ -469,7 +485,6 @@ class Handlers:
         """A protected Secret being deleted that no SyncJob of this shard needs any more (its
         SyncJobs were deleted, or stopped referencing it) is released here; other shards
         release their own finalizers."""
-        self._attach(kwargs)
         meta = body.metadata
         hold = self.runtime.secrets.hold
         if not meta.get("deletionTimestamp") or hold not in meta.get("finalizers", []):
@@ -692,9 +707,10 @@ def register(
     kopf.on.delete(
         *resource, registry=registry, labels=selector, id="delete", when=may_hold_remote_job
     )(handlers.delete)
-    # Every SyncJob's claim, owner name and Secrets, complete before any handler runs (kopf
-    # holds handlers until its indexes are populated): the ownership rules read it.
-    kopf.index(*resource, registry=registry, labels=selector, id=INDEX_ID)(index_body)
+    # Every SyncJob's claim, owner name and Secrets, for the ownership rules and the drift
+    # pass: filled before kopf starts (Handlers.prefill), kept current here (index.py says
+    # why not kopf.index).
+    kopf.on.event(*resource, registry=registry, labels=selector, id="index")(handlers.on_event)
     kopf.on.event(
         "",
         "v1",

@@ -15,14 +15,15 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
 from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
     EXTERNAL_ID_ANNOTATION,
@@ -77,6 +78,56 @@ async def wait_until_served(kube: KubeCalls, stop: asyncio.Event, interval: floa
             warned = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def list_syncjobs(
+    kube: KubeCalls, namespaces: Sequence[str], labels: Mapping[str, str], *, page_size: int = 500
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every SyncJob kopf will watch, a page at a time: one LIST per named namespace (RBAC may
+    be per namespace), otherwise one cluster-wide LIST kept to kopf's namespace patterns."""
+    selector = ",".join(f"{key}={value}" for key, value in labels.items())
+    for namespace in namespaces if exact_namespaces(namespaces) else [None]:
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"label_selector": selector, "limit": page_size}
+            if token:
+                options["_continue"] = token
+            custom = kube.custom
+            page = cast(
+                dict[str, Any],
+                await kube(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **options)
+                if namespace is None
+                else await kube(
+                    custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    **options,
+                ),
+            )
+            yield [
+                item for item in page["items"] if watched(item["metadata"]["namespace"], namespaces)
+            ]
+            token = page["metadata"].get("continue")
+            if not token:
+                break
+
+
+async def drop_vanished(kube: KubeCalls, index: ObjectIndex) -> None:
+    """Drops the index entries of SyncJobs the startup LIST found and kopf never reported:
+    deleted before kopf's own listing. Each is read once per pass until kopf reports it."""
+    for uid, (namespace, name) in list(index.unconfirmed.items()):
+        try:
+            call = kube.custom.get_namespaced_custom_object
+            found = cast(dict[str, Any], await kube(call, GROUP, VERSION, namespace, PLURAL, name))
+            gone = found["metadata"]["uid"] != uid
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            gone = True
+        if gone and uid in index.unconfirmed:
+            index.remove(uid)
 
 
 SECRET_HOLD = "syncjob.dev/secret-in-use"

@@ -20,11 +20,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from syncjob_operator.drift import DriftPass
 from syncjob_operator.handlers import HandlerDeps, Handlers, Timing, configure_settings, register
+from syncjob_operator.index import exact_namespaces
 from syncjob_operator.kube import (
     KubeCalls,
     KubeIdentityWriter,
     KubeSecrets,
     KubeStatusWriter,
+    drop_vanished,
+    list_syncjobs,
     secret_hold,
     wait_until_served,
 )
@@ -216,10 +219,10 @@ async def _run(args: argparse.Namespace) -> None:
         )
         registry = kopf.OperatorRegistry()
         drift_tasks: list[asyncio.Task[None]] = []
-        # Started by the first handler, where the index is complete and kopf's Event posting is
-        # in context (the task inherits it); cancelled by kopf's cleanup.
+        # Started by the first event handled, where kopf's Event posting is in context (the
+        # task inherits it); cancelled by kopf's cleanup.
         handlers = Handlers(
-            runtime, on_indexed=lambda: drift_tasks.append(asyncio.create_task(drift.run()))
+            runtime, on_started=lambda: drift_tasks.append(asyncio.create_task(drift.run()))
         )
         register(registry, handlers, labels=args.selector)
         drift = DriftPass(
@@ -227,6 +230,7 @@ async def _run(args: argparse.Namespace) -> None:
             members=handlers.members,
             scope_of=lambda job: runtime.providers[job.spec.provider].scope(job),
             resync=handlers.resync,
+            before_pass=lambda: drop_vanished(kube, handlers.index),
         )
 
         async def stop_drift(**_: Any) -> None:
@@ -234,7 +238,7 @@ async def _run(args: argparse.Namespace) -> None:
                 task.cancel()
 
         kopf.on.cleanup(registry=registry, id="drift")(stop_drift)
-        exact = bool(args.namespaces) and not any(c in ns for ns in args.namespaces for c in "*?[!")
+        exact = exact_namespaces(args.namespaces)
 
         async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
             configure_settings(settings, exact_namespaces=exact)
@@ -243,6 +247,8 @@ async def _run(args: argparse.Namespace) -> None:
         kopf.on.login(registry=registry)(_login)
         async with _metrics_server(args.metrics_address, ready), _connected(runtime.providers):
             await wait_until_served(kube, stop)
+            async for page in list_syncjobs(kube, args.namespaces, args.selector):
+                await handlers.prefill(page)
             await kopf.operator(
                 registry=registry,
                 clusterwide=not args.namespaces,

@@ -1,0 +1,83 @@
+"""The SyncJob index: filled before kopf starts, kept current by kopf's event handler."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import kopf
+
+from syncjob_operator.drift import Member
+from syncjob_operator.handlers import HandlerDeps, Handlers
+from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
+from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingStatusWriter, RecordingWriter
+from tests.unit.jobs import ACTIVE, body
+
+
+def _handlers(started: list[int]) -> Handlers:
+    provider = FakeProvider([ACTIVE])
+    deps = HandlerDeps(
+        providers={"AWSIoTTwinMaker": provider},
+        writer=RecordingWriter(provider.journal),
+        secrets=FakeSecrets(),
+        status_writer=RecordingStatusWriter(),
+    )
+    return Handlers(deps, on_started=lambda: started.append(1))
+
+
+def _names(members: Any) -> list[str]:
+    return sorted(cast(Member, member).job.name for member in members)
+
+
+def test_entries_are_replaced_whole_and_removed_with_their_keys() -> None:
+    index = ObjectIndex()
+    index.replace("u1", {("claim", "a"): 1, ("all",): "one"})
+    index.replace("u2", {("all",): "two"})
+    assert sorted(index.get(("all",))) == ["one", "two"]
+    index.replace("u1", {("claim", "b"): 1, ("all",): "one'"})
+    assert index.get(("claim", "a")) == ()  # the old key went with the old entries
+    assert sorted(index.get(("all",))) == ["one'", "two"]
+    index.remove("u1")
+    index.remove("u1")  # removing twice is harmless
+    assert (index.get(("claim", "b")), list(index.get(("all",))), len(index)) == ((), ["two"], 1)
+
+
+def test_prefilled_entries_stay_unconfirmed_until_kopf_reports_them() -> None:
+    index = ObjectIndex()
+    index.prefill("u1", ("ns", "a"), {("all",): 1})
+    index.prefill("u2", ("ns", "b"), {("all",): 2})
+    index.replace("u1", {("all",): 1})  # kopf's event for it
+    assert index.unconfirmed == {"u2": ("ns", "b")}
+    index.remove("u2")
+    assert index.unconfirmed == {}
+
+
+def test_namespaces_are_matched_as_kopf_matches_them() -> None:
+    assert watched("anything", [])  # no pattern: cluster-wide
+    assert watched("team-a", ["team-a", "team-b"])
+    assert not watched("team-c", ["team-a", "team-b"])
+    assert watched("myapp-live", ["myapp-*, !*-pr-*"])
+    assert not watched("myapp-pr-1", ["myapp-*, !*-pr-*"])
+    assert exact_namespaces(["team-a", "team-b"])
+    assert not exact_namespaces([])
+    assert not exact_namespaces(["team-a", "myapp-*"])
+
+
+async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> None:
+    started: list[int] = []
+    handlers = _handlers(started)
+    await handlers.prefill([body(name="listed", uid="u0", external_id="id-0")])
+    assert _names(handlers.members()) == ["listed"]
+    assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-0")] == [
+        "listed"
+    ]
+    assert started == []  # not before kopf runs a handler: no Event context yet
+
+    one = kopf.Body(cast(kopf.RawBody, body(name="one", uid="u1", external_id="id-1")))
+    await handlers.on_event(body=one, type=None)  # kopf's listing
+    await handlers.on_event(body=one, type="MODIFIED")
+    assert _names(handlers.members()) == ["listed", "one"]
+    assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1")] == ["one"]
+    await handlers.on_event(body=one, type="DELETED")
+    assert _names(handlers.members()) == ["listed"]
+    assert handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1") == []
+    assert started == [1]

@@ -1,6 +1,6 @@
 """The periodic drift pass: per scope, not per object. No kopf here.
 
-Every period, the SyncJobs held in memory (kopf's index, fed by the watch) are grouped by the
+Every period, the SyncJobs held in memory (the index, fed by the watch) are grouped by the
 scope one provider list call covers (a TwinMaker workspace, a Truto token and integration).
 Each scope is walked by one task: its first SyncJob's read lists the scope, the others are
 served from that list, and a SyncJob whose remote job still matches its status costs no

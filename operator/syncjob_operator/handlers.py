@@ -286,7 +286,7 @@ class Handlers:
         for raw in bodies:
             body = kopf.Body(cast(kopf.RawBody, raw))
             where = (str(body.metadata.namespace), str(body.metadata.name))
-            self.index.prefill(str(body.metadata.uid), where, await index_body(body))
+            self.index.prefill(str(body.metadata.uid), where, index_body(body))
 
     async def on_event(self, body: kopf.Body, type: str | None, **_: Any) -> None:
         """Keeps the index current; kopf runs it before the object's change handlers."""
@@ -297,7 +297,7 @@ class Handlers:
         if type == "DELETED":
             self.index.remove(uid)
         else:
-            self.index.replace(uid, await index_body(body))
+            self.index.replace(uid, index_body(body))
 
     async def on_change(
         self,
@@ -627,10 +627,9 @@ def events(
     return found
 
 
-async def index_body(body: kopf.Body, **_: Any) -> dict[IndexKey, Any]:
-    """One SyncJob's entries in kopf's index: its claims (ownership.job_entries) and its
-    Member for the drift pass. Async though it awaits nothing: kopf runs sync handlers on a
-    thread pool, a hop per watch event."""
+def index_body(body: kopf.Body) -> dict[IndexKey, Any]:
+    """One SyncJob's entries in the index: its claims (ownership.job_entries) and its Member
+    for the drift pass."""
     try:
         job = SyncJob.from_body(body)
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
@@ -723,9 +722,9 @@ def register(
 
 def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: bool = False) -> None:
     """All kopf settings in one place; each non-default says why."""
-    # No worker limit (settings.batching.worker_limit): kopf holds every handler until its
-    # indexes are complete, and indexes are filled by the same workers, so a limit below the
-    # number of objects deadlocks a restart (measured: 1,000 SyncJobs, limit 200).
+    # No worker limit (settings.batching.worker_limit). It deadlocked a restart while the
+    # index was a kopf index (kopf fills indexes in the limited workers, then holds them all);
+    # it has not been measured since.
     if exact_namespaces:
         # Named namespaces need no discovery of namespaces or CRDs, which per-namespace Roles
         # forbid: kopf would retry those lists for about a minute before watching anything.

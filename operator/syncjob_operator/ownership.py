@@ -3,8 +3,9 @@
 A remote job belongs to exactly one SyncJob. Where the provider stores a marker (TwinMaker
 tags) the remote job names its owner; where it cannot (Truto), ownership is the claim a SyncJob
 records on itself (the external-id annotation, mirrored in status). `Claims` is the view of
-every SyncJob's claim the operator holds in memory (fed by a kopf index, complete before any
-handler runs) plus the claims this process made since, which the watch has not echoed yet.
+every SyncJob's claim the operator holds in memory (`index.ObjectIndex`, filled before kopf
+starts and kept current by kopf's events) plus the claims this process made since, which the
+watch has not echoed yet.
 `verdict` decides, as a pure function, whether a SyncJob may act on an observed remote job.
 """
 

@@ -410,7 +410,7 @@ async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: 
 
 
 async def _member(one: dict[str, Any]) -> Member:
-    member: Member = (await index_body(_body(one)))[MEMBER_KEY]
+    member: Member = index_body(_body(one))[MEMBER_KEY]
     return member
 
 

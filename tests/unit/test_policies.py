@@ -117,7 +117,7 @@ async def test_a_paused_syncjob_makes_no_call_and_says_so() -> None:
 async def test_the_drift_pass_skips_a_paused_syncjob() -> None:
     provider = FakeProvider([])
     handlers = _handlers(provider)
-    entries: dict[Any, Any] = await index_body(kopf.Body(cast(kopf.RawBody, PAUSED_BODY)))
+    entries: dict[Any, Any] = index_body(kopf.Body(cast(kopf.RawBody, PAUSED_BODY)))
     member: Member = entries[("member",)]
     await handlers.resync(member)
     assert provider.journal == []
@@ -178,7 +178,7 @@ async def test_only_the_drift_pass_reads_progress() -> None:
     one = body(external_id="id-1", status=synced, annotations={LAST_HANDLED: "{}"})
     provider = FakeProvider([ACTIVE, ACTIVE])
     handlers = _handlers(provider, Timing(progress_seconds=0))  # due on every pass
-    entries: dict[Any, Any] = await index_body(kopf.Body(cast(kopf.RawBody, one)))
+    entries: dict[Any, Any] = index_body(kopf.Body(cast(kopf.RawBody, one)))
     await handlers.resync(entries[("member",)])
     await handlers.on_change(kopf.Body(cast(kopf.RawBody, one)), kopf.Patch(), 0, LOGGER, "update")
     assert provider.progress_asked == [True, False]

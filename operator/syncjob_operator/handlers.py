@@ -69,6 +69,7 @@ _EVENT_REASONS = {
     "released": "LeftRemoteJobAlone",
 }
 MEMBER_KEY = ("member",)  # the index key under which every SyncJob's Member is kept
+INDEX_HANDLER_ID = "index"  # the event handler that keeps the index current
 _LOG = logging.getLogger("syncjob_operator.objects")  # lines about one object, outside kopf
 ANNOTATION_PREFIX = "syncjob.dev"
 # kopf keeps a handler's progress in this annotation while it retries or polls, and removes it
@@ -709,7 +710,9 @@ def register(
     # Every SyncJob's claim, owner name and Secrets, for the ownership rules and the drift
     # pass: filled before kopf starts (Handlers.prefill), kept current here (index.py says
     # why not kopf.index).
-    kopf.on.event(*resource, registry=registry, labels=selector, id="index")(handlers.on_event)
+    kopf.on.event(*resource, registry=registry, labels=selector, id=INDEX_HANDLER_ID)(
+        handlers.on_event
+    )
     kopf.on.event(
         "",
         "v1",

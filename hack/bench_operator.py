@@ -9,7 +9,8 @@ side. Phases, each reported:
   baseline  the same SyncJobs applied with kubectl into a namespace the operator does not
             watch, then one status patch each from a 32-way client: the minimum the API server
             must do for these objects
-  ready     the SyncJobs applied into the operator's namespace; Ready counted from a watch;
+  ready     the SyncJobs applied into the operator's namespace; Ready counted from a list and a
+            watch (a new list whenever the API server closes the watch);
             API writes (apiserver_request_total) and remote calls per object until all Ready
   steady    nothing changing for --steady-seconds: API writes and remote calls per period
   restart   the operator restarted over the settled objects: writes and reads it costs until
@@ -53,6 +54,7 @@ WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
 OPERATOR_RESOURCES = ("syncjobs", "events", "secrets")
 # The user's own writes in the ready phase: kubectl creating the SyncJobs and the Secret.
 USER_WRITES = ("POST syncjobs", "POST secrets")
+READY_DEADLINE_SECONDS = 3600
 _REQUESTS = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
@@ -129,6 +131,7 @@ class Bench:
         self.custom = client.CustomObjectsApi(api)
         self.tm = EmulatorAdmin(emu.twinmaker_url)
         self.truto = EmulatorAdmin(emu.truto_url)
+        self.relists = 0
 
     def run(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
@@ -198,25 +201,42 @@ class Bench:
         }
 
     def ready_stream(self) -> Iterator[int]:
-        """How many SyncJobs are Ready, after each watch event (list, then watch)."""
-        ready: set[str] = set()
-        stream = watch.Watch().stream(
-            self.custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            NAMESPACE,
-            PLURAL,
-            timeout_seconds=3600,
-        )
-        for event in stream:
-            obj = event["object"]
-            name = obj["metadata"]["name"]
-            conditions = (obj.get("status") or {}).get("conditions") or []
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-                ready.add(name)
-            else:
-                ready.discard(name)
+        """How many SyncJobs are Ready: after a list, then after each watch event from it.
+
+        The API server closes a watch whose reader falls behind (the emulators share this
+        process), and the client's stream then just ends: the count resumes from a new list,
+        so it never stops short of the truth. `self.relists` counts those resumes.
+        """
+        while True:
+            listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
+            ready = {o["metadata"]["name"] for o in listing["items"] if is_ready(o)}
             yield len(ready)
+            stream = watch.Watch().stream(
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                NAMESPACE,
+                PLURAL,
+                resource_version=listing["metadata"]["resourceVersion"],
+                timeout_seconds=600,
+            )
+            try:
+                for event in stream:
+                    name = event["object"]["metadata"]["name"]
+                    if event["type"] != "DELETED" and is_ready(event["object"]):
+                        ready.add(name)
+                    else:
+                        ready.discard(name)
+                    yield len(ready)
+            except client.ApiException as error:
+                if error.status != 410:  # Gone: the list is too old to watch from; list again
+                    raise
+            self.relists += 1
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def rate_limited(metrics: str) -> int:
@@ -306,6 +326,8 @@ def main() -> None:
         for count in bench.ready_stream():
             if count == total:
                 break
+            if time.monotonic() - started > READY_DEADLINE_SECONDS:
+                raise SystemExit(f"{count} of {total} SyncJobs Ready after the deadline")
         ready_seconds = time.monotonic() - started
         ready_writes = bench.writes() - writes
         ready_calls = bench.remote_calls() - calls
@@ -325,6 +347,8 @@ def main() -> None:
             "cpu_seconds_by_process": cpu,
             # Every Truto job shares the token "t": one budget (providers/ratelimit.py).
             "truto_429s": rate_limited(operator.metrics()),
+            # Watches the API server closed under the load; each resumed from a new list.
+            "ready_watch_relists": bench.relists,
         }
         time.sleep(args.resync_seconds)  # settle: let the first drift pass after creation run
         writes, calls = bench.writes(), bench.remote_calls()

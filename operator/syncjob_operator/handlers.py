@@ -52,6 +52,7 @@ from syncjob_operator.status import (
     compute_status,
     condition,
     condition_message,
+    settled,
     status_patch,
 )
 
@@ -310,7 +311,12 @@ class Handlers:
         **kwargs: Any,
     ) -> None:
         job = _parse(body)
-        # On a restart, each scope's list serves every settled object: one call per scope.
+        if reason == "resume" and settled(job, body.get("status") or {}):
+            # A restart reads settled SyncJobs in the next drift pass, one list per scope,
+            # instead of all at once here: the same reads, without a burst of every object.
+            logger.debug("settled: left to the drift pass")
+            return
+        # On a restart, each scope's list serves every other object: one call per scope.
         max_age = self.runtime.timing.list_age if reason == "resume" else None
         writer = GuardedWriter(self.runtime.writer, self._protect_secrets, patch)
         result = await self._reconcile(

@@ -229,6 +229,15 @@ class SyncJob:
     def owner(self) -> str:
         return owner_value(self.namespace, self.name)
 
+    @property
+    def run_outstanding(self) -> bool:
+        """spec.truto.run names a run this SyncJob has not recorded as started."""
+        request = self.spec.truto.run if self.spec.truto else None
+        if request is None:
+            return False
+        mark = self.run_mark
+        return mark is None or mark.run_id is None or mark.request_id != request.request_id
+
     def with_remote_id(self, remote_id: str | None) -> SyncJob:
         """This job once its remote identity is recorded (no create is pending any more)."""
         if remote_id is None:

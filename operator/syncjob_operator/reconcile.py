@@ -199,7 +199,7 @@ async def _start_requested_run(job: SyncJob, ctx: Context) -> Run | None:
     again only once no earlier request can still land. None when nothing was started."""
     request = job.spec.truto.run if job.spec.truto else None
     mark = job.run_mark
-    if request is None or (mark and mark.request_id == request.request_id and mark.run_id):
+    if request is None or not job.run_outstanding:
         return None
     provider = ctx.provider
     assert isinstance(provider, RunsProvider), f"{provider.name} has no runs"

@@ -280,3 +280,17 @@ def status_patch(new: Mapping[str, Any], prior: Mapping[str, Any]) -> dict[str, 
             **new["remote"],
         }
     return patch
+
+
+def settled(job: SyncJob, status: Mapping[str, Any]) -> bool:
+    """Nothing is left for a change handler to finish: this generation is handled, the remote
+    job is recorded and Ready, the last reconcile succeeded, and no create or requested run is
+    in flight. Only drift can change that, and the drift pass looks for it per scope."""
+    return (
+        status.get("observedGeneration") == job.generation
+        and job.external_id is not None
+        and job.pending_create is None
+        and not job.run_outstanding
+        and condition_status(status, READY) == "True"
+        and condition_status(status, SYNCED) == "True"
+    )

@@ -31,9 +31,15 @@ def operator_factory(
 
 
 def _start(
-    started: list[OperatorProcess], control_plane: ControlPlane, emulators: Emulators, log_dir: Path
+    started: list[OperatorProcess],
+    control_plane: ControlPlane,
+    emulators: Emulators,
+    log_dir: Path,
+    resync_seconds: float = 60.0,
 ) -> OperatorProcess:
-    process = start_operator(control_plane, emulators, log_dir, poll_seconds=0.3)
+    process = start_operator(
+        control_plane, emulators, log_dir, poll_seconds=0.3, resync_seconds=resync_seconds
+    )
     started.append(process)
     return process
 
@@ -129,23 +135,21 @@ def test_restart_changes_nothing_remote_for_unchanged_objects(
     operator.stop()
     reads_before = _reads(emulators)
     gets_before = [admin.count("GetSyncJob", key) for admin, key in objects]
-    _start(operator_factory, control_plane, emulators, tmp_path)
+    _start(operator_factory, control_plane, emulators, tmp_path, resync_seconds=3)
 
-    # The resume handler re-reads each remote job, through its scope's list, and writes nothing:
-    # not remotely, and not to the SyncJobs (their resourceVersion stays).
+    # Settled SyncJobs are left to the first drift pass, which re-reads each remote job through
+    # its scope's list and writes nothing: not remotely, and not to the SyncJobs (their
+    # resourceVersion stays).
     wait_until(
         lambda: all(a > b for a, b in zip(_reads(emulators), reads_before, strict=True)),
         timeout=30,
-        what="resume re-read both providers",
+        what="the first drift pass re-read both providers",
     )
     time.sleep(2)  # let any write the resume might make land before looking
     assert remote_writes() == before
     assert versions() == versions_before
     # Lists per scope served it: no read of either object of its own.
     assert [admin.count("GetSyncJob", key) for admin, key in objects] == gets_before
-    reads_after = _reads(emulators)
-    assert reads_after[0] > reads_before[0], "TwinMaker was not re-read after the restart"
-    assert reads_after[1] > reads_before[1], "Truto was not re-read after the restart"
 
 
 def _reads(emulators: Emulators) -> tuple[int, int]:

@@ -430,6 +430,36 @@ async def _terminal_body(next_check: datetime.datetime, inputs: str | None = Non
     return _body(body(status=status))
 
 
+@pytest.mark.parametrize(
+    ("one", "reads"),
+    [
+        pytest.param(
+            body(external_id="id-1", status=SYNCED, annotations=HANDLED), [],
+            id="settled-left-to-the-drift-pass",
+        ),
+        pytest.param(
+            body(external_id="id-1", status=STILL_CREATING, annotations=HANDLED), ["observe-list"],
+            id="still-creating-followed-at-once",
+        ),
+        pytest.param(
+            body(external_id="id-1", status={**SYNCED, "observedGeneration": 2},
+                 annotations=HANDLED), ["observe-list"],
+            id="a-spec-change-handled-at-once",
+        ),
+    ],
+)  # fmt: skip
+async def test_a_restart_reads_only_syncjobs_not_settled(
+    one: dict[str, Any], reads: list[str], posted: Posted
+) -> None:
+    provider = FakeProvider([OWNED_ACTIVE])
+    patch = kopf.Patch()
+    await _handlers(provider).on_change(_body(one), patch, 0, LOGGER, "resume")
+    assert provider.journal == reads
+    if not reads:
+        assert dict(patch) == {}
+        assert posted.events == []
+
+
 async def test_a_terminal_error_not_due_makes_no_provider_call(posted: Posted) -> None:
     provider = FakeProvider([ACTIVE])
     secrets = FakeSecrets()

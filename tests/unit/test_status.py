@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
 import pytest
 
+from syncjob_operator.model import PendingCreate, RunMark, SyncJob, SyncJobSpec
 from syncjob_operator.ownership import ADOPTION_CONFLICT, NOT_OWNED, OWNED_BY_ANOTHER, REFUSALS
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
 from syncjob_operator.reconcile import Outcome
@@ -21,9 +23,10 @@ from syncjob_operator.status import (
     condition_message,
     condition_reason,
     condition_status,
+    settled,
     status_patch,
 )
-from tests.unit.jobs import ACTIVE, CREATING, FAILED, NOW, TWINMAKER_JOB
+from tests.unit.jobs import ACTIVE, CREATING, FAILED, NOW, TRUTO_JOB, TRUTO_SPEC, TWINMAKER_JOB
 
 JOB = TWINMAKER_JOB
 THROTTLED = ProviderError(
@@ -257,3 +260,60 @@ def test_an_unchanged_status_is_not_written_again() -> None:
     prior = compute_status(JOB, Outcome(ACTIVE), {}, NOW)
     later = NOW + datetime.timedelta(minutes=10)
     assert status_patch(compute_status(JOB, Outcome(ACTIVE), prior, later), prior) == {}
+
+
+def _recorded(job: SyncJob) -> SyncJob:
+    return job.with_remote_id("id-1")
+
+
+READY_STATUS = compute_status(
+    _recorded(JOB), Outcome(dataclasses.replace(ACTIVE, remote_id="id-1")), {}, NOW
+)
+REQUESTED_RUN = SyncJobSpec.model_validate(
+    {"truto": {**TRUTO_SPEC["truto"], "run": {"requestId": "r1", "integratedAccountId": "a"}}}
+)
+
+
+@pytest.mark.parametrize(
+    ("job", "status", "expected"),
+    [
+        pytest.param(_recorded(JOB), READY_STATUS, True, id="ready-synced-recorded"),
+        pytest.param(JOB, READY_STATUS, False, id="identity-not-recorded"),
+        pytest.param(
+            dataclasses.replace(_recorded(JOB), generation=4), READY_STATUS, False,
+            id="a-spec-change-not-handled",
+        ),
+        pytest.param(
+            dataclasses.replace(_recorded(JOB), pending_create=PendingCreate(NOW, "h")),
+            READY_STATUS, False, id="a-create-in-flight",
+        ),
+        pytest.param(
+            _recorded(JOB), compute_status(_recorded(JOB), Outcome(CREATING), {}, NOW), False,
+            id="still-creating",
+        ),
+        pytest.param(
+            _recorded(JOB), compute_status(_recorded(JOB), Outcome(None, error=THROTTLED), {}, NOW),
+            False, id="last-reconcile-failed",
+        ),
+        pytest.param(
+            dataclasses.replace(_recorded(TRUTO_JOB), spec=REQUESTED_RUN), READY_STATUS, False,
+            id="a-requested-run-not-started",
+        ),
+        pytest.param(
+            dataclasses.replace(
+                _recorded(TRUTO_JOB), spec=REQUESTED_RUN, run_mark=RunMark("r1", run_id="x")
+            ),
+            READY_STATUS, True, id="the-requested-run-started",
+        ),
+        pytest.param(
+            dataclasses.replace(
+                _recorded(TRUTO_JOB), spec=REQUESTED_RUN, run_mark=RunMark("r1", since=NOW)
+            ),
+            READY_STATUS, False, id="the-requested-run-may-be-starting",
+        ),
+    ],
+)  # fmt: skip
+def test_settled_means_nothing_left_but_drift(
+    job: SyncJob, status: dict[str, Any], expected: bool
+) -> None:
+    assert settled(job, status) is expected

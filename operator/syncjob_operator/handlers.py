@@ -264,17 +264,12 @@ def reference(job: SyncJob) -> kopf.RawBody:
 
 
 class Handlers:
-    def __init__(
-        self,
-        runtime: HandlerDeps,
-        index: ObjectIndex | None = None,
-        on_started: Callable[[], None] = lambda: None,
-    ) -> None:
-        """`index` holds every SyncJob (filled before kopf starts: `prefill`); `on_started` is
-        called once, from the first event handled, where kopf's context (Event posting) is
+    def __init__(self, runtime: HandlerDeps, on_started: Callable[[], None] = lambda: None) -> None:
+        """`self.index` holds every SyncJob (filled before kopf starts: `prefill`); `on_started`
+        is called once, from the first event handled, where kopf's context (Event posting) is
         current."""
         self.runtime = runtime
-        self.index = ObjectIndex() if index is None else index
+        self.index = ObjectIndex()
         self._on_started: Callable[[], None] | None = on_started
         self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
         runtime.claims.attach(self.index.get)
@@ -283,7 +278,7 @@ class Handlers:
         """Every SyncJob of this operator (or shard), from the index."""
         return self.index.get(MEMBER_KEY)
 
-    async def prefill(self, bodies: Iterable[Mapping[str, Any]]) -> None:
+    def prefill(self, bodies: Iterable[Mapping[str, Any]]) -> None:
         """Indexes SyncJobs listed before kopf starts: complete before any handler runs."""
         for raw in bodies:
             body = kopf.Body(cast(kopf.RawBody, raw))

@@ -261,7 +261,7 @@ async def _run(args: argparse.Namespace) -> None:
         async with _metrics_server(args.metrics_address, ready), _connected(runtime.providers):
             await wait_until_served(kube, stop)
             async for page in list_syncjobs(kube, args.namespaces, args.selector):
-                await handlers.prefill(page)
+                handlers.prefill(page)
             await kopf.operator(
                 registry=registry,
                 clusterwide=not args.namespaces,

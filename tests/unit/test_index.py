@@ -65,7 +65,7 @@ def test_namespaces_are_matched_as_kopf_matches_them() -> None:
 async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> None:
     started: list[int] = []
     handlers = _handlers(started)
-    await handlers.prefill([body(name="listed", uid="u0", external_id="id-0")])
+    handlers.prefill([body(name="listed", uid="u0", external_id="id-0")])
     assert _names(handlers.members()) == ["listed"]
     assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-0")] == [
         "listed"

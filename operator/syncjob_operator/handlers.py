@@ -22,7 +22,7 @@ import pydantic
 from syncjob_operator import reconcile
 from syncjob_operator.drift import Member
 from syncjob_operator.index import ObjectIndex
-from syncjob_operator.kube import GROUP, KIND, PLURAL, VERSION
+from syncjob_operator.kube import GROUP, KIND, LIST_PAGE_SIZE, PLURAL, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
     RECONCILE_SECONDS,
@@ -90,6 +90,7 @@ CONSISTENCY_TIMEOUT_SECONDS = 120.0
 # change from a stale event, the re-run failed, and the newer event shows the change handled,
 # so kopf sees nothing to do. The drift pass then owns the object and clears kopf's retry.
 OVERDUE_RETRY_SECONDS = 2 * CONSISTENCY_TIMEOUT_SECONDS
+MAX_CONCURRENT_RECONCILES = 64
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,11 @@ class HandlerDeps:
     claims: Claims = field(default_factory=Claims)
     # Change handlers and the drift pass must not interleave remote writes on one object.
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    # How many SyncJobs talk to their provider at once (--max-concurrent-reconciles): in a burst
+    # of thousands, the rest wait before any remote call instead of all holding request state.
+    reconciles: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
+    )
     answered: set[tuple[str, str]] = field(default_factory=set)
     # SyncJobs whose deletion finished here: they no longer need their Secrets, even before
     # the watch reports them gone.
@@ -394,7 +400,8 @@ class Handlers:
         ctx = runtime.context(job, writer)
         started = time.monotonic()
         async with runtime.locks[job.uid]:
-            outcome = await reconcile.converge(job, ctx, max_age=max_age, progress=progress)
+            async with runtime.reconciles:
+                outcome = await reconcile.converge(job, ctx, max_age=max_age, progress=progress)
             outcome = await self._settle(job, ctx, outcome)
         RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
         terminal = None
@@ -752,3 +759,5 @@ def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: boo
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
+    # kopf's own LIST in pages, as the index's (kube.LIST_PAGE_SIZE says why).
+    settings.watching.chunk_size = LIST_PAGE_SIZE

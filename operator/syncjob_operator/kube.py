@@ -42,6 +42,9 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "syncjob-operator"
+# Objects per LIST page, here and in kopf's own listing: one response for 10,000 SyncJobs is
+# tens of MB parsed at once, a high-water mark the process then keeps.
+LIST_PAGE_SIZE = 500
 
 T = TypeVar("T")
 
@@ -81,7 +84,11 @@ async def wait_until_served(kube: KubeCalls, stop: asyncio.Event, interval: floa
 
 
 async def list_syncjobs(
-    kube: KubeCalls, namespaces: Sequence[str], labels: Mapping[str, str], *, page_size: int = 500
+    kube: KubeCalls,
+    namespaces: Sequence[str],
+    labels: Mapping[str, str],
+    *,
+    page_size: int = LIST_PAGE_SIZE,
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Every SyncJob kopf will watch, a page at a time: one LIST per named namespace (RBAC may
     be per namespace), otherwise one cluster-wide LIST kept to kopf's namespace patterns."""

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from syncjob_operator.drift import DriftPass
 from syncjob_operator.handlers import (
     INDEX_HANDLER_ID,
+    MAX_CONCURRENT_RECONCILES,
     HandlerDeps,
     Handlers,
     Timing,
@@ -43,6 +44,13 @@ from syncjob_operator.model import ProviderName
 from syncjob_operator.providers.base import Provider
 from syncjob_operator.providers.truto import DEFAULT_BASE_URL, TrutoProvider
 from syncjob_operator.providers.twinmaker import TwinMakerProvider
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -114,14 +122,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often the drift pass reads each ACTIVE TwinMaker job's resource progress",
     )
     parser.add_argument(
+        "--max-concurrent-reconciles",
+        type=_at_least_one,
+        default=int(env("SYNCJOB_MAX_CONCURRENT_RECONCILES", str(MAX_CONCURRENT_RECONCILES))),
+        help="SyncJobs reconciled against their provider at once; the others wait their turn",
+    )
+    parser.add_argument(
         "--aws-workers",
-        type=int,
+        type=_at_least_one,
         default=int(env("SYNCJOB_AWS_WORKERS", "8")),
         help="threads for blocking boto3 calls",
     )
     parser.add_argument(
         "--kube-workers",
-        type=int,
+        type=_at_least_one,
         default=int(env("SYNCJOB_KUBE_WORKERS", "16")),
         help="threads for the operator's own blocking Kubernetes calls (Secrets, annotations)",
     )
@@ -229,6 +243,7 @@ async def _run(args: argparse.Namespace) -> None:
             status_writer=KubeStatusWriter(kube),
             secrets=secrets,
             timing=timing,
+            reconciles=asyncio.Semaphore(args.max_concurrent_reconciles),
         )
         registry = kopf.OperatorRegistry()
         drift_tasks: list[asyncio.Task[None]] = []

@@ -76,6 +76,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "resyncSeconds": 300,
             "pollSeconds": 5,
             "awsWorkers": 16,
+            "maxConcurrentReconciles": 32,
             "extraArgs": ["--verbose"],
         },
         "providerDefaults": {

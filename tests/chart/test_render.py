@@ -401,7 +401,7 @@ def test_every_other_value_reaches_the_pod() -> None:
     assert container["resources"] == values["resources"]
     assert {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"} in container["env"]
     for flag in ("--log-format=plain", "--verbose", "--resync-seconds=300", "--poll-seconds=5",
-                 "--aws-workers=16"):  # fmt: skip
+                 "--aws-workers=16", "--max-concurrent-reconciles=32"):  # fmt: skip
         assert flag in container["args"], flag
     metadata = deployment(docs)["spec"]["template"]["metadata"]
     assert metadata["annotations"]["example.com/team"] == "platform"

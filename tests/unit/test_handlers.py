@@ -3,6 +3,7 @@ reconcile, with a fake provider behind real Handlers and kopf's own Body and Pat
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import json
@@ -458,6 +459,19 @@ async def test_a_restart_reads_only_syncjobs_not_settled(
     if not reads:
         assert dict(patch) == {}
         assert posted.events == []
+
+
+async def test_reconciles_beyond_the_limit_wait_for_a_turn(posted: Posted) -> None:
+    provider = FakeProvider([OWNED_ACTIVE])
+    handlers = _handlers(provider)
+    handlers.runtime.reconciles = asyncio.Semaphore(0)  # every turn taken
+    one = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
+    waiting = asyncio.create_task(handlers.on_change(_body(one), kopf.Patch(), 0, LOGGER, "update"))
+    await asyncio.sleep(0.05)
+    assert (provider.journal, waiting.done()) == ([], False)  # no remote call before its turn
+    handlers.runtime.reconciles.release()
+    await waiting
+    assert provider.journal == ["observe"]
 
 
 async def test_a_terminal_error_not_due_makes_no_provider_call(posted: Posted) -> None:

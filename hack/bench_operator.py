@@ -45,6 +45,7 @@ from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
+from syncjob_operator.status import READY, condition_status
 
 NAMESPACE, BASELINE = "bench", "baseline"
 INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync
@@ -235,8 +236,7 @@ class Bench:
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return condition_status(obj.get("status") or {}, READY) == "True"
 
 
 def rate_limited(metrics: str) -> int:

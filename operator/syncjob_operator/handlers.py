@@ -151,8 +151,9 @@ class HandlerDeps:
     claims: Claims = field(default_factory=Claims)
     # Change handlers and the drift pass must not interleave remote writes on one object.
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
-    # How many SyncJobs talk to their provider at once (--max-concurrent-reconciles): in a burst
-    # of thousands, the rest wait before any remote call instead of all holding request state.
+    # How many SyncJobs converge against their provider at once (--max-concurrent-reconciles):
+    # in a burst of thousands, the rest wait before their first remote call instead of all
+    # holding request state. Settling is not counted: its reads are served by scope lists.
     reconciles: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
     )

@@ -53,13 +53,39 @@ class KubeCalls:
     """Runs the official client's blocking calls on a bounded executor."""
 
     def __init__(self, api: client.ApiClient, executor: Executor) -> None:
-        self.core = client.CoreV1Api(api)
+        self._api = api
         self.custom = client.CustomObjectsApi(api)
         self._executor = executor
 
     async def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+
+    async def secret(
+        self, namespace: str, name: str, *, patch: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Reads a Secret, or JSON-patches it, as a plain dict. Through the client's generic
+        request path: its `CoreV1Api`, for these two calls, is 21 MiB of generated code."""
+        headers = {"Accept": "application/json"}
+        if patch is not None:
+            headers["Content-Type"] = JSON_PATCH
+        request = self._api.param_serialize(
+            method="GET" if patch is None else "PATCH",
+            resource_path="/api/v1/namespaces/{namespace}/secrets/{name}",
+            path_params={"namespace": namespace, "name": name},
+            header_params=headers,
+            body=patch,
+            auth_settings=["BearerToken"],
+        )
+
+        def call() -> dict[str, Any]:
+            response = self._api.call_api(*request)
+            response.read()  # type: ignore[no-untyped-call]
+            return cast(
+                dict[str, Any], self._api.response_deserialize(response, {"200": "object"}).data
+            )
+
+        return await self(call)
 
 
 async def wait_until_served(kube: KubeCalls, stop: asyncio.Event, interval: float = 2.0) -> None:
@@ -189,16 +215,15 @@ class KubeSecrets:
             return cached
         self._cache.pop((namespace, name), None)
         try:
-            secret = await self._kube(self._kube.core.read_namespaced_secret, name, namespace)
+            secret = await self._kube.secret(namespace, name)
         except ApiException as exc:
             raise _secret_error(exc, namespace, name, "reading") from exc
-        meta = secret.metadata
-        assert meta is not None, "the API server always returns metadata"
+        meta = secret["metadata"]
         read = _ReadSecret(
             at=time.monotonic(),
-            data={k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()},
-            version=str(meta.resource_version),
-            protected=self.hold in (meta.finalizers or []),
+            data={k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()},
+            version=str(meta["resourceVersion"]),
+            protected=self.hold in meta.get("finalizers", []),
         )
         self._cache[(namespace, name)] = read
         return read
@@ -232,21 +257,19 @@ class KubeSecrets:
 
     async def _patch_protection(self, namespace: str, name: str, *, protected: bool) -> None:
         # A JSON patch edits the finalizer list in place, guarded by the version it read.
-        core = self._kube.core
-        meta = (await self._kube(core.read_namespaced_secret, name, namespace)).metadata
-        assert meta is not None, "the API server always returns metadata"
-        finalizers = list(meta.finalizers or [])
+        meta = (await self._kube.secret(namespace, name))["metadata"]
+        finalizers = list(meta.get("finalizers", []))
         wanted = [f for f in finalizers if f != self.hold]
         if protected:
             wanted.append(self.hold)
         if wanted == finalizers:
             return
-        version = meta.resource_version
+        version = meta["resourceVersion"]
         patch = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": version},
             {"op": "add", "path": "/metadata/finalizers", "value": wanted},
         ]
-        labels = meta.labels or {}
+        labels = meta.get("labels", {})
         label_path = "/metadata/labels/" + self.hold.replace("~", "~0").replace("/", "~1")
         if protected and labels.get(self.hold) != "true":
             if not labels:
@@ -254,9 +277,7 @@ class KubeSecrets:
             patch.append({"op": "add", "path": label_path, "value": "true"})
         elif not protected and self.hold in labels:
             patch.append({"op": "remove", "path": label_path})
-        await self._kube(
-            core.patch_namespaced_secret, name, namespace, patch, _content_type=JSON_PATCH
-        )
+        await self._kube.secret(namespace, name, patch=patch)
 
 
 def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> ProviderError:

@@ -1,8 +1,11 @@
-"""wait_until_served: the operator starts kopf only once the API server serves SyncJobs."""
+"""wait_until_served: the operator starts kopf only once the API server serves SyncJobs; and
+the client's generated Core API stays out of the process."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -59,3 +62,19 @@ async def test_stops_waiting_when_the_operator_stops() -> None:
         stop.set()
         await asyncio.wait_for(waiting, timeout=1)
     assert discovery.calls >= 1
+
+
+def test_the_operator_never_loads_the_generated_core_v1_api() -> None:
+    """Secrets go through the client's generic request path: `CoreV1Api` is 21 MiB of code in
+    every operator process for two calls. A fresh interpreter, so other tests cannot load it."""
+    probe = (
+        "import sys, kubernetes.client as c, syncjob_operator.runner\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from syncjob_operator.kube import KubeCalls, KubeSecrets\n"
+        "KubeSecrets(KubeCalls(c.ApiClient(), ThreadPoolExecutor(1)))\n"
+        "print('kubernetes.client.api.core_v1_api' in sys.modules)\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "False"

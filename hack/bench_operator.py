@@ -12,6 +12,9 @@ side. Phases, each reported:
   ready     the SyncJobs applied into the operator's namespace; Ready counted from a list and a
             watch (a new list whenever the API server closes the watch);
             API writes (apiserver_request_total) and remote calls per object until all Ready
+  settle    until every TwinMaker job has had its first status.syncProgress read (one resync
+            period for the first drift pass, one --sync-progress-seconds for the randomly
+            spread first reads, one more resync period): the writes of those first reads
   steady    nothing changing for --steady-seconds: API writes and remote calls per period
   restart   the operator restarted over the settled objects: writes and reads it costs until
             its first drift pass is done
@@ -264,6 +267,12 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=120)
     parser.add_argument("--soak-seconds", type=float, default=0)
     parser.add_argument(
+        "--sync-progress-seconds",
+        type=float,
+        default=300,
+        help="the operator's --sync-progress-seconds (its default: 300)",
+    )
+    parser.add_argument(
         "--operator-arg", action="append", default=[], help="passed to `syncjob-operator run`"
     )
     parser.add_argument(
@@ -290,7 +299,8 @@ def main() -> None:
             ),
         ) as emu,
     ):
-        bench = Bench(plane, emu, work, args.operator_arg)
+        operator_args = ["--sync-progress-seconds", str(args.sync_progress_seconds)]
+        bench = Bench(plane, emu, work, [*operator_args, *args.operator_arg])
         twinmaker = twinmaker_client(emu.twinmaker_url)
         for w in range(args.jobs):  # TwinMaker has one SITEWISE job per workspace
             twinmaker.create_workspace(workspaceId=f"ws{w}")
@@ -350,7 +360,16 @@ def main() -> None:
             # Watches the API server closed under the load; each resumed from a new list.
             "ready_watch_relists": bench.relists,
         }
-        time.sleep(args.resync_seconds)  # settle: let the first drift pass after creation run
+        writes, calls = bench.writes(), bench.remote_calls()
+        settle_seconds = 2 * args.resync_seconds + args.sync_progress_seconds
+        time.sleep(settle_seconds)
+        settle_writes = bench.writes() - writes
+        report["settle"] = {
+            "seconds": settle_seconds,
+            # A first syncProgress read is a real change of status: one write per TwinMaker job.
+            "api_writes": dict(settle_writes),
+            "remote_calls_by_kind": dict(bench.remote_calls() - calls),
+        }
         writes, calls = bench.writes(), bench.remote_calls()
         time.sleep(args.steady_seconds)
         periods = args.steady_seconds / args.resync_seconds

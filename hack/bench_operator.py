@@ -12,9 +12,9 @@ side. Phases, each reported:
   ready     the SyncJobs applied into the operator's namespace; Ready counted from a list and a
             watch (a new list whenever the API server closes the watch);
             API writes (apiserver_request_total) and remote calls per object until all Ready
-  settle    until every TwinMaker job has had its first status.syncProgress read (one resync
-            period for the first drift pass, one --sync-progress-seconds for the randomly
-            spread first reads, one more resync period): the writes of those first reads
+  settle    until every TwinMaker job has had its first status.syncProgress read (a whole
+            drift pass, one --sync-progress-seconds for the randomly spread first reads, a
+            whole drift pass again): the writes of those first reads
   steady    nothing changing for --steady-seconds: API writes and remote calls per period
   restart   the operator restarted over the settled objects: writes and reads it costs until
             its first drift pass is done
@@ -256,6 +256,17 @@ def drift_passes(metrics: str) -> int:
     return int(float(found[1])) if found else 0
 
 
+def wait_for_drift_passes(operator: OperatorProcess, more: int, deadline: float) -> bool:
+    """Waits until `more` drift passes beyond those done now have completed; False if the
+    deadline came first. Two passes: the second one started after this call."""
+    target = drift_passes(operator.metrics()) + more
+    while drift_passes(operator.metrics()) < target:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
 def per(counts: Counter[str], n: float) -> dict[str, float]:
     return {key: round(value / n, 3) for key, value in sorted(counts.items()) if value}
 
@@ -361,11 +372,18 @@ def main() -> None:
             "ready_watch_relists": bench.relists,
         }
         writes, calls = bench.writes(), bench.remote_calls()
-        settle_seconds = 2 * args.resync_seconds + args.sync_progress_seconds
-        time.sleep(settle_seconds)
+        started = time.monotonic()
+        deadline = started + READY_DEADLINE_SECONDS
+        # Counted in drift passes, not periods: at 10,000 objects a pass outlasts a period. A
+        # whole pass sees every job and spreads its first progress read over one progress
+        # period; a whole pass after that period makes the last of those reads.
+        settled = wait_for_drift_passes(operator, 2, deadline)
+        time.sleep(args.sync_progress_seconds)
+        if not (settled and wait_for_drift_passes(operator, 2, deadline)):
+            raise SystemExit("the drift passes did not complete before the deadline")
         settle_writes = bench.writes() - writes
         report["settle"] = {
-            "seconds": settle_seconds,
+            "seconds": round(time.monotonic() - started, 1),
             # A first syncProgress read is a real change of status: one write per TwinMaker job.
             "api_writes": dict(settle_writes),
             "remote_calls_by_kind": dict(bench.remote_calls() - calls),
@@ -397,9 +415,7 @@ def main() -> None:
         ready_after = time.monotonic() - started
         # The resume of every object, then one whole drift pass: at 10,000 objects kopf takes
         # longer than a resync period to index them all, and does nothing before.
-        deadline = started + 20 * args.resync_seconds
-        while drift_passes(operator.metrics()) < 1 and time.monotonic() < deadline:
-            time.sleep(1)
+        wait_for_drift_passes(operator, 1, started + 20 * args.resync_seconds)
         restart_calls = bench.remote_calls() - calls
         report["restart"] = {
             "operator_ready_seconds": round(ready_after, 1),

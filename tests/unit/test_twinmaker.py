@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
 
 from syncjob_operator.model import SyncJobSpec
 from syncjob_operator.providers import twinmaker
 from syncjob_operator.providers.twinmaker import OWNER_TAG, TwinMakerBasis
+from tests.unit.fakes import FakeSecrets
 from tests.unit.jobs import TWINMAKER_JOB, TWINMAKER_SPEC
 
 ROLE = "arn:aws:iam::123456789012:role/r"
@@ -106,3 +109,39 @@ def test_states(status: dict[str, Any], ready: bool, settled: bool, failed: bool
     observed = twinmaker._observation({**SUMMARY, "status": status}, JOB, tags=OURS)
     assert (observed.ready, observed.settled, observed.failed) == (ready, settled, failed)
     assert observed.error_code == status.get("error", {}).get("code")
+
+
+def _in_region(region: str) -> Any:
+    spec = {**TWINMAKER_SPEC["awsIoTTwinMaker"], "region": region}
+    return dataclasses.replace(
+        TWINMAKER_JOB, spec=SyncJobSpec.model_validate({"awsIoTTwinMaker": spec})
+    )
+
+
+def test_endpoints_data_keeps_only_the_services_the_operator_calls() -> None:
+    loader = twinmaker.SharedDataLoader.configured()
+    endpoints = loader.load_data("endpoints")
+    assert loader.load_data("endpoints") is endpoints  # parsed once, then cached
+    partitions = endpoints["partitions"]
+    assert {p["partition"] for p in partitions} >= {"aws", "aws-cn", "aws-us-gov"}
+    for partition in partitions:
+        assert set(partition["services"]) <= {"iottwinmaker", "resourcegroupstaggingapi", "sts"}
+    assert "iottwinmaker" in next(p for p in partitions if p["partition"] == "aws")["services"]
+
+
+async def test_clients_of_every_region_share_one_data_loader_and_resolve_as_boto3_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    provider = twinmaker.TwinMakerProvider(FakeSecrets(), ThreadPoolExecutor(1))
+    ours = {region: (await provider._client(_in_region(region)))[0] for region in REGIONS}
+    loaders = {id(client._loader) for client in ours.values()}  # type: ignore[attr-defined]
+    assert len(loaders) == 1
+    for region, client in ours.items():
+        stock = boto3.session.Session(region_name=region).client("iottwinmaker")
+        assert client.meta.endpoint_url == stock.meta.endpoint_url
+        assert client.meta.partition == stock.meta.partition
+
+
+REGIONS = ("us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1")

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
@@ -23,6 +24,7 @@ import boto3
 import botocore.config
 import botocore.credentials
 import botocore.exceptions
+import botocore.loaders
 import botocore.session
 
 from syncjob_operator.metrics import REMOTE_CALLS
@@ -71,6 +73,41 @@ _PROGRESS_ERRORS = 5  # resource errors kept in status: the first few say what i
 _BOTO_CONFIG = botocore.config.Config(
     retries={"total_max_attempts": 1, "mode": "adaptive"}, connect_timeout=5, read_timeout=15
 )
+
+
+# Every AWS service this operator calls: TwinMaker, the tagging API, STS (assumed roles).
+_SERVICES = frozenset({"iottwinmaker", "resourcegroupstaggingapi", "sts"})
+
+
+class SharedDataLoader(botocore.loaders.Loader):
+    """botocore's data files, parsed once for every session this operator builds.
+
+    A botocore session parses its own copy otherwise: endpoints.json (every AWS service, 1.2 MB)
+    and the service models cost about 16 MiB of RSS per session, and there is a session per
+    client (region, endpoint, identity). Of endpoints.json only our services are kept."""
+
+    _cache: dict[tuple[str, ...], Any]  # botocore's instance_cache store (untyped in the stubs)
+
+    def load_data_with_path(self, name: str) -> tuple[Any, str]:
+        # instance_cache (botocore.loaders) keeps each file under this key: the first load of
+        # endpoints.json is replaced there by its pruned copy, which every session then gets.
+        key = ("load_data_with_path", name)
+        if name == "endpoints" and key not in self._cache:
+            data, path = super().load_data_with_path(name)
+            partitions = [
+                {**p, "services": {k: v for k, v in p["services"].items() if k in _SERVICES}}
+                for p in data["partitions"]
+            ]
+            self._cache[key] = ({**data, "partitions": partitions}, path)
+        found: tuple[Any, str] = super().load_data_with_path(name)
+        return found
+
+    @classmethod
+    def configured(cls) -> SharedDataLoader:
+        """Searches where botocore's own loader would (the data_path setting, AWS_DATA_PATH)."""
+        data_path = botocore.session.Session().get_config_variable("data_path")
+        paths = [os.path.expanduser(p) for p in data_path.split(os.pathsep)] if data_path else None
+        return cls(extra_search_paths=paths)
 
 
 def _config(endpoint: str | None) -> botocore.config.Config:
@@ -188,6 +225,7 @@ class TwinMakerProvider:
         self._progress_pages = progress_pages
         self._executor = executor
         self._default_endpoint_url = default_endpoint_url
+        self._loader = SharedDataLoader.configured()
         self._clients: dict[tuple[str, str | None, str], IoTTwinMakerClient] = {}
         self._tagging: dict[tuple[str, str | None, str], ResourceGroupsTaggingAPIClient] = {}
         # By identity (source credentials + role): credentials of an assumed role.
@@ -232,7 +270,7 @@ class TwinMakerProvider:
         the role it assumes from them: botocore's own assume-role credentials, fetched on first
         use and refreshed shortly before they expire, shared by every client and region of that
         identity, so one STS call serves a role per expiry window."""
-        base = botocore.session.Session()
+        base = self._new_session()
         if credentials:
             base.set_credentials(
                 credentials["aws_access_key_id"],
@@ -245,11 +283,16 @@ class TwinMakerProvider:
         if assumed is None:
             assumed = _assume_role(base, spec, endpoint)
             self._assumed[identity] = assumed
-        target = botocore.session.Session()
+        target = self._new_session()
         target.register_component(
             "credential_provider", botocore.credentials.CredentialResolver([_Provided(assumed)])
         )
         return boto3.session.Session(botocore_session=target, region_name=spec.region)
+
+    def _new_session(self) -> botocore.session.Session:
+        session = botocore.session.Session()
+        session.register_component("data_loader", self._loader)
+        return session
 
     async def _identity(self, job: SyncJob) -> tuple[dict[str, str], str | None, str]:
         """The job's credentials (empty: the default chain), endpoint, and a hash naming the

@@ -4,6 +4,7 @@ Events, and turn the outcome into kopf's retry signals. No business logic lives 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import json
@@ -11,8 +12,7 @@ import logging
 import math
 import random
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -139,6 +139,32 @@ class StatusWriter(Protocol):
     async def drop_annotation(self, job: SyncJob, key: str) -> None: ...
 
 
+class KeyedLocks:
+    """A lock per key (a SyncJob's uid) that exists only while it is held or awaited: memory
+    for the objects in flight, not for every object."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def locked(self, key: str) -> bool:
+        entry = self._held.get(key)
+        return entry is not None and entry[0].locked()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._held.get(key) or (asyncio.Lock(), 0)
+        self._held[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[key]
+            if users == 1:
+                del self._held[key]
+            else:
+                self._held[key] = (lock, users - 1)
+
+
 @dataclass
 class HandlerDeps:
     """What the handlers need, built once at startup."""
@@ -150,7 +176,7 @@ class HandlerDeps:
     timing: Timing = field(default_factory=Timing)
     claims: Claims = field(default_factory=Claims)
     # Change handlers and the drift pass must not interleave remote writes on one object.
-    locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
     # How many SyncJobs converge against their provider at once (--max-concurrent-reconciles):
     # in a burst of thousands, the rest wait before their first remote call instead of all
     # holding request state. Settling is not counted: its reads are served by scope lists.
@@ -336,12 +362,12 @@ class Handlers:
     async def resync(self, member: Member) -> None:
         """The drift pass's look at one SyncJob: its scope's list serves the read; status is
         written, and Events posted, only when something changed."""
-        job, prior = member.job, member.status
+        job, prior = member.parse()
         if job.deleting or job.paused or time.time() < member.handler_until:
             return  # the delete handler, or a change handler not done with it, owns it now
         if prior.get("observedGeneration") not in (None, job.generation):
             return  # a spec change is being handled right now
-        if self.runtime.locks[job.uid].locked():
+        if self.runtime.locks.locked(job.uid):
             return  # a handler is on it this moment
         # No status at all: it was lost, or a restored object's kopf annotations told kopf it
         # was handled already. Reconcile it here: its identity annotation says which job is its.
@@ -402,7 +428,7 @@ class Handlers:
             return None
         ctx = runtime.context(job, writer)
         started = time.monotonic()
-        async with runtime.locks[job.uid]:
+        async with runtime.locks.hold(job.uid):
             async with runtime.reconciles:
                 outcome = await reconcile.converge(job, ctx, max_age=max_age, progress=progress)
             outcome = await self._settle(job, ctx, outcome)
@@ -454,7 +480,7 @@ class Handlers:
                 delay=runtime.timing.resync_seconds,
             )
         ctx = runtime.context(job, GuardedWriter(runtime.writer, self._protect_secrets, patch))
-        async with runtime.locks[job.uid]:
+        async with runtime.locks.hold(job.uid):
             outcome = await reconcile.remove(job, ctx)
             outcome = await self._settle(job, ctx, outcome)
         result = self._conclude(job, prior, outcome, trigger="delete", terminal=None)
@@ -473,7 +499,6 @@ class Handlers:
         await self._release_secrets(job, logger)
         OBJECT_STATES.states.pop(job.uid, None)
         self._progress_read.pop(job.uid, None)
-        runtime.locks.pop(job.uid, None)
         runtime.claims.forget(job)
 
     async def _release_secrets(self, job: SyncJob, logger: kopf.Logger) -> None:
@@ -647,12 +672,10 @@ def index_body(body: kopf.Body) -> dict[IndexKey, Any]:
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return {}  # the handlers report a body they cannot parse
     annotations = body.metadata.annotations
-    progress = annotations.get(APPLY_PROGRESS)
     member = Member.of(
-        job,
-        body.get("status") or {},
+        body,
         handler_until=_handler_until(annotations),
-        retrying=progress is not None,
+        retrying=annotations.get(APPLY_PROGRESS) is not None,
     )
     return {**job_entries(job), MEMBER_KEY: member}
 

@@ -129,6 +129,22 @@ RUN_ANNOTATION = "syncjob.dev/run-request"
 # syncjob.dev/: kopf keeps its own state there and ignores changes to it, and pausing or resuming
 # must reach a handler.
 PAUSED_ANNOTATION = "reconcile.syncjob.dev/paused"
+# What SyncJob.from_body reads of an object's metadata.
+_READ_ANNOTATIONS = (
+    EXTERNAL_ID_ANNOTATION,
+    CREATE_PENDING_ANNOTATION,
+    ADOPTION_POLICY_ANNOTATION,
+    RUN_ANNOTATION,
+    PAUSED_ANNOTATION,
+)
+_READ_METADATA = (
+    "namespace",
+    "name",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
 _MAX_OWNER_VALUE = 256  # the longest tag value TwinMaker accepts
 
 
@@ -245,6 +261,20 @@ class SyncJob:
         return dataclasses.replace(
             self, external_id=remote_id, status_id=remote_id, pending_create=None
         )
+
+    @staticmethod
+    def essentials(body: Mapping[str, Any]) -> dict[str, Any]:
+        """The parts of `body` that from_body reads, and its status: from_body gives the same
+        SyncJob from them. Without managedFields and kopf's annotations, a fraction of it."""
+        meta = body["metadata"]
+        annotations = meta.get("annotations") or {}
+        kept = {key: meta[key] for key in _READ_METADATA if key in meta}
+        kept["annotations"] = {k: annotations[k] for k in _READ_ANNOTATIONS if k in annotations}
+        return {
+            "metadata": kept,
+            "spec": body.get("spec") or {},
+            "status": body.get("status") or {},
+        }
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> SyncJob:

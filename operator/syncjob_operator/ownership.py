@@ -33,7 +33,7 @@ ADOPTION_CONFLICT = "AdoptionConflict"
 REFUSALS = frozenset({OWNED_BY_ANOTHER, NOT_OWNED, ADOPTION_CONFLICT})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claimant:
     """A SyncJob that records a remote id as its own."""
 

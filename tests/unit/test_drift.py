@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import datetime
 import gc
 import math
 from collections.abc import Hashable
@@ -11,18 +11,13 @@ from collections.abc import Hashable
 import pytest
 
 from syncjob_operator.drift import DriftPass, Member
-from syncjob_operator.model import SyncJob
-from tests.unit.jobs import TWINMAKER_JOB
+from syncjob_operator.model import PAUSED_ANNOTATION, RUN_ANNOTATION, PendingCreate, SyncJob
+from tests.unit.jobs import TWINMAKER_SPEC, body
 
 
 def _member(name: str, workspace: str) -> Member:
-    spec = TWINMAKER_JOB.spec
-    assert spec.twinmaker is not None
-    twinmaker = spec.twinmaker.model_copy(update={"workspace_id": workspace})
-    job = dataclasses.replace(
-        TWINMAKER_JOB, name=name, uid=name, spec=spec.model_copy(update={"twinmaker": twinmaker})
-    )
-    return Member.of(job, {})
+    spec = {"awsIoTTwinMaker": {**TWINMAKER_SPEC["awsIoTTwinMaker"], "workspaceId": workspace}}
+    return Member.of(body(name=name, uid=name, spec=spec))
 
 
 async def _scope(job: SyncJob) -> Hashable:
@@ -80,7 +75,18 @@ async def test_a_pass_runs_once_per_period(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(walked) - 1 <= len(collections) <= len(walked)  # the last may be cut short
 
 
-def test_a_member_keeps_its_status_whole() -> None:
+def test_a_member_keeps_its_status_whole_and_parses_as_its_body_does() -> None:
     status = {"observedGeneration": 2, "remote": {"id": "arn:x", "upToDate": True}}
-    assert _member("a1", "plant-a").status == {}
-    assert Member.of(TWINMAKER_JOB, status, handler_until=math.inf).status == status
+    assert _member("a1", "plant-a").parse()[1] == {}
+    full = body(
+        external_id="arn:x",
+        pending=PendingCreate(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), "h"),
+        adopt=True,
+        annotations={PAUSED_ANNOTATION: "true", RUN_ANNOTATION: "r1 run run-1"},
+        status=status,
+        deleting=True,
+    )
+    full["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    member = Member.of(full, handler_until=math.inf)
+    assert member.parse() == (SyncJob.from_body(full), status)
+    assert "managedFields" not in member.body_json

@@ -4,7 +4,6 @@ Events, and turn the outcome into kopf's retry signals. No business logic lives 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import hashlib
 import json
@@ -12,7 +11,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -22,6 +21,7 @@ import pydantic
 from syncjob_operator import reconcile
 from syncjob_operator.drift import Member
 from syncjob_operator.index import ObjectIndex
+from syncjob_operator.keyedlocks import KeyedLocks
 from syncjob_operator.kube import GROUP, KIND, LIST_PAGE_SIZE, PLURAL, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
@@ -137,32 +137,6 @@ class StatusWriter(Protocol):
     async def write(self, job: SyncJob, status: dict[str, Any]) -> None: ...
 
     async def drop_annotation(self, job: SyncJob, key: str) -> None: ...
-
-
-class KeyedLocks:
-    """A lock per key (a SyncJob's uid) that exists only while it is held or awaited: memory
-    for the objects in flight, not for every object."""
-
-    def __init__(self) -> None:
-        self._held: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    def locked(self, key: str) -> bool:
-        entry = self._held.get(key)
-        return entry is not None and entry[0].locked()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._held.get(key) or (asyncio.Lock(), 0)
-        self._held[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._held[key]
-            if users == 1:
-                del self._held[key]
-            else:
-                self._held[key] = (lock, users - 1)
 
 
 @dataclass
@@ -562,7 +536,7 @@ class Handlers:
         error = outcome.error
         RECONCILES.labels(job.spec.provider, trigger, _outcome_label(outcome)).inc()
         state = (status.get("remote") or {}).get("state", "UNKNOWN")
-        OBJECT_STATES.states[job.uid] = (job.spec.provider, state)
+        OBJECT_STATES.set(job.uid, job.spec.provider, state)
         if error is not None and not error.retryable:
             TERMINAL_ERRORS.labels(job.spec.provider, error.code).inc()
         remote_id = (status.get("remote") or {}).get("id", "")

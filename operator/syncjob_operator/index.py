@@ -23,7 +23,10 @@ class ObjectIndex:
 
     def __init__(self) -> None:
         self._by_object: dict[str, tuple[IndexKey, ...]] = {}
-        self._by_key: dict[IndexKey, dict[str, Any]] = {}
+        # key -> (uid, value) while one object puts a value under it (most keys: an owner name,
+        # a claimed remote id), uid -> value once several do: a pair is a quarter of a dict's
+        # size, and there are two such keys per object.
+        self._by_key: dict[IndexKey, tuple[str, Any] | dict[str, Any]] = {}
         # Filled from the startup LIST and not reported by kopf since: an object deleted
         # between that LIST and kopf's own gets no event, so these are checked, then dropped.
         self.unconfirmed: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
@@ -39,19 +42,30 @@ class ObjectIndex:
         self.remove(uid)
         self._by_object[uid] = tuple(entries)
         for key, value in entries.items():
-            self._by_key.setdefault(key, {})[uid] = value
+            held = self._by_key.get(key)
+            if held is None:
+                self._by_key[key] = (uid, value)
+            elif isinstance(held, tuple):
+                self._by_key[key] = {held[0]: held[1], uid: value}
+            else:
+                held[uid] = value
 
     def remove(self, uid: str) -> None:
         self.unconfirmed.pop(uid, None)
         for key in self._by_object.pop(uid, ()):
-            values = self._by_key[key]
-            del values[uid]
-            if not values:
+            held = self._by_key[key]
+            if isinstance(held, tuple):
                 del self._by_key[key]
+                continue
+            del held[uid]
+            if len(held) == 1:
+                self._by_key[key] = next(iter(held.items()))
 
     def get(self, key: IndexKey, default: Collection[Any] = ()) -> Collection[Any]:
-        values = self._by_key.get(key)
-        return list(values.values()) if values else default
+        held = self._by_key.get(key)
+        if held is None:
+            return default
+        return [held[1]] if isinstance(held, tuple) else list(held.values())
 
 
 def watched(namespace: str, patterns: Iterable[str]) -> bool:

@@ -14,7 +14,6 @@ import functools
 import hashlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
+from syncjob_operator.keyedlocks import KeyedLocks
 from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
     EXTERNAL_ID_ANNOTATION,
@@ -203,7 +203,7 @@ class KubeSecrets:
         self.hold = hold
         self._ttl = ttl
         self._cache: dict[tuple[str, str], _ReadSecret] = {}
-        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
 
     async def read(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
         secret = await self._read(namespace, name)
@@ -231,7 +231,7 @@ class KubeSecrets:
     async def protect(self, namespace: str, name: str) -> None:
         """Adds the in-use finalizer unless the Secret already has it (no write then). One at a
         time per Secret: a burst of SyncJobs sharing it makes one write, not a race of them."""
-        async with self._locks[(namespace, name)]:
+        async with self._locks.hold((namespace, name)):
             secret = await self._read(namespace, name)
             if not secret.protected:
                 await self._set_protection(namespace, name, protected=True)

@@ -60,6 +60,11 @@ class _ObjectStates(Collector):
 
     def __init__(self) -> None:
         self.states: dict[str, tuple[str, str]] = {}
+        self._labels: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per label pair
+
+    def set(self, uid: str, provider: str, state: str) -> None:
+        labels = (provider, state)
+        self.states[uid] = self._labels.setdefault(labels, labels)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(

@@ -11,12 +11,12 @@ watch has not echoed yet.
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
+import contextlib
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from syncjob_operator.keyedlocks import KeyedLocks
 from syncjob_operator.model import (
     ADOPTION_POLICY_ANNOTATION,
     EXTERNAL_ID_ANNOTATION,
@@ -95,8 +95,8 @@ class Claims:
         # By uid: the (provider, remote id) of its claim in _local, and the id that claim
         # replaced. Every lookup by object is O(1): a burst claims thousands.
         self._claimed: dict[str, tuple[str, str]] = {}
-        self._replaced: dict[str, str | None] = {}
-        self._locks: defaultdict[Hashable, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._replaced: dict[str, str] = {}
+        self._locks = KeyedLocks()
 
     def attach(self, lookup: IndexLookup) -> None:
         """Reads the index through `lookup` from now on (kopf hands it to each handler)."""
@@ -126,7 +126,8 @@ class Claims:
         claimant = Claimant(job.namespace, job.name, job.uid, job.created_at, recorded=True)
         self._local[(job.spec.provider, remote_id)] = claimant
         self._claimed[job.uid] = (job.spec.provider, remote_id)
-        self._replaced[job.uid] = job.remote_id
+        if job.remote_id is not None:  # most claims replace none: nothing to keep then
+            self._replaced[job.uid] = job.remote_id
 
     def recorded_identity(self, job: SyncJob) -> SyncJob:
         """`job` with the remote id this process last recorded for it, when its body is older
@@ -158,8 +159,8 @@ class Claims:
         """The uids of SyncJobs referencing Secret namespace/name."""
         return set(self._lookup(("secret", namespace, name)))
 
-    def lock(self, scope: Hashable) -> asyncio.Lock:
-        return self._locks[scope]
+    def lock(self, scope: Hashable) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locks.hold(scope)
 
 
 Verdict = Literal["ours", "adopt"]

@@ -21,7 +21,6 @@ from syncjob_operator.handlers import (
     OVERDUE_RETRY_SECONDS,
     HandlerDeps,
     Handlers,
-    KeyedLocks,
     Timing,
     events,
     index_body,
@@ -581,23 +580,3 @@ def test_only_a_syncjob_that_may_hold_a_remote_job_needs_the_delete_handler(
 ) -> None:
     # Everything else is deleted without the operator: kopf adds no finalizer of its own.
     assert may_hold_remote_job(_body(one)) is holds
-
-
-async def test_a_keyed_lock_serializes_its_holders_and_is_gone_once_free() -> None:
-    locks = KeyedLocks()
-    order: list[str] = []
-
-    async def hold(name: str) -> None:
-        async with locks.hold("u1"):
-            order.append(f"{name} in")
-            await asyncio.sleep(0.01)
-            order.append(f"{name} out")
-
-    first = asyncio.create_task(hold("a"))
-    await asyncio.sleep(0)
-    assert locks.locked("u1")
-    assert not locks.locked("u2")
-    await asyncio.gather(first, hold("b"), hold("c"))
-    assert order == ["a in", "a out", "b in", "b out", "c in", "c out"]
-    assert not locks.locked("u1")
-    assert locks._held == {}  # no lock kept for an object nobody is reconciling

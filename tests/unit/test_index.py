@@ -41,6 +41,22 @@ def test_entries_are_replaced_whole_and_removed_with_their_keys() -> None:
     assert (index.get(("claim", "b")), list(index.get(("all",))), len(index)) == ((), ["two"], 1)
 
 
+def test_a_key_shared_by_several_objects_keeps_each_value_as_they_come_and_go() -> None:
+    index = ObjectIndex()
+    key = ("secret", "ns", "creds")
+    for uid in ("u1", "u2", "u3"):
+        index.replace(uid, {key: (uid, "pair-shaped value")})
+    assert sorted(index.get(key)) == [(u, "pair-shaped value") for u in ("u1", "u2", "u3")]
+    index.remove("u2")
+    index.remove("u3")
+    assert list(index.get(key)) == [("u1", "pair-shaped value")]
+    index.replace("u4", {key: ("u4", "pair-shaped value")})
+    index.remove("u1")
+    assert list(index.get(key)) == [("u4", "pair-shaped value")]
+    index.remove("u4")
+    assert index.get(key) == ()
+
+
 def test_prefilled_entries_stay_unconfirmed_until_kopf_reports_them() -> None:
     index = ObjectIndex()
     index.prefill("u1", ("ns", "a"), {("all",): 1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -209,10 +210,19 @@ def test_is_live_and_secret_users_read_the_index() -> None:
     assert claims.secret_users("ns", "other") == set()
 
 
-def test_locks_are_per_scope() -> None:
+async def test_locks_are_per_scope() -> None:
     claims = Claims()
-    assert claims.lock("a") is claims.lock("a")
-    assert claims.lock("a") is not claims.lock("b")
+    async with claims.lock("a"):
+        waiting = asyncio.create_task(_enter(claims, "a"))
+        async with claims.lock("b"):  # another scope does not wait
+            await asyncio.sleep(0.01)
+            assert not waiting.done()  # the same scope does
+    await waiting
+
+
+async def _enter(claims: Claims, scope: str) -> None:
+    async with claims.lock(scope):
+        pass
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from syncjob_operator.keyedlocks import KeyedLocks
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -23,15 +25,12 @@ class SharedListCache(Generic[K, V]):
 
     def __init__(self) -> None:
         self._entries: dict[K, tuple[float, V]] = {}
-        self._locks: dict[K, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._longest = 0.0
 
     async def get(self, scope: K, fetch: Callable[[], Awaitable[V]], *, max_age: float) -> V:
         self._longest = max(self._longest, max_age)
-        lock = self._locks.get(scope)
-        if lock is None:
-            lock = self._locks[scope] = asyncio.Lock()
-        async with lock:
+        async with self._locks.hold(scope):
             entry = self._entries.get(scope)
             if entry is not None and time.monotonic() - entry[0] <= max_age:
                 return entry[1]

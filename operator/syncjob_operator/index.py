@@ -17,6 +17,8 @@ from kopf._cogs.structs.references import NamespaceName, match_namespace
 
 from syncjob_operator.ownership import IndexKey
 
+_ABSENT = object()
+
 
 class ObjectIndex:
     """key → the values the objects put under it, each object's entries replaced as a whole."""
@@ -39,27 +41,48 @@ class ObjectIndex:
         self.unconfirmed[uid] = where
 
     def replace(self, uid: str, entries: Mapping[IndexKey, Any]) -> None:
-        self.remove(uid)
-        self._by_object[uid] = tuple(entries)
+        self.unconfirmed.pop(uid, None)
+        old = self._by_object.get(uid, ())
+        for key in old:
+            if key not in entries:
+                self._drop(uid, key)
         for key, value in entries.items():
-            held = self._by_key.get(key)
-            if held is None:
-                self._by_key[key] = (uid, value)
-            elif isinstance(held, tuple):
-                self._by_key[key] = {held[0]: held[1], uid: value}
-            else:
-                held[uid] = value
+            # An object's watch events mostly repeat its entries: the values already held stay,
+            # and the event's copies go at once, instead of replacing long-lived memory on
+            # every event (which a burst leaves fragmented).
+            if key not in old or self._value(uid, key) != value:
+                self._put(uid, key, value)
+        if set(old) != set(entries):
+            self._by_object[uid] = tuple(entries)
 
     def remove(self, uid: str) -> None:
         self.unconfirmed.pop(uid, None)
         for key in self._by_object.pop(uid, ()):
-            held = self._by_key[key]
-            if isinstance(held, tuple):
-                del self._by_key[key]
-                continue
-            del held[uid]
-            if len(held) == 1:
-                self._by_key[key] = next(iter(held.items()))
+            self._drop(uid, key)
+
+    def _value(self, uid: str, key: IndexKey) -> Any:
+        held = self._by_key[key]
+        if isinstance(held, tuple):
+            return held[1] if held[0] == uid else _ABSENT
+        return held.get(uid, _ABSENT)
+
+    def _put(self, uid: str, key: IndexKey, value: Any) -> None:
+        held = self._by_key.get(key)
+        if held is None or (isinstance(held, tuple) and held[0] == uid):
+            self._by_key[key] = (uid, value)
+        elif isinstance(held, tuple):
+            self._by_key[key] = {held[0]: held[1], uid: value}
+        else:
+            held[uid] = value
+
+    def _drop(self, uid: str, key: IndexKey) -> None:
+        held = self._by_key[key]
+        if isinstance(held, tuple):
+            del self._by_key[key]
+            return
+        del held[uid]
+        if len(held) == 1:
+            self._by_key[key] = next(iter(held.items()))
 
     def get(self, key: IndexKey, default: Collection[Any] = ()) -> Collection[Any]:
         held = self._by_key.get(key)

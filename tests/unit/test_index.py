@@ -57,6 +57,19 @@ def test_a_key_shared_by_several_objects_keeps_each_value_as_they_come_and_go() 
     assert index.get(key) == ()
 
 
+def test_entries_an_event_repeats_keep_the_values_already_held() -> None:
+    index = ObjectIndex()
+    held = ["claim", 1]
+    index.replace("u1", {("claim", "a"): held, ("member",): "v1"})
+    index.replace("u1", {("claim", "a"): ["claim", 1], ("member",): "v2"})
+    (claim,) = index.get(("claim", "a"))
+    assert claim is held  # equal: the new event's copy was not kept
+    assert list(index.get(("member",))) == ["v2"]  # changed: replaced
+    index.replace("u1", {("claim", "a"): ["claim", 2]})
+    assert list(index.get(("claim", "a"))) == [["claim", 2]]
+    assert index.get(("member",)) == ()
+
+
 def test_prefilled_entries_stay_unconfirmed_until_kopf_reports_them() -> None:
     index = ObjectIndex()
     index.prefill("u1", ("ns", "a"), {("all",): 1})

@@ -733,9 +733,10 @@ def register(
 
 def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: bool = False) -> None:
     """All kopf settings in one place; each non-default says why."""
-    # No worker limit (settings.batching.worker_limit). It deadlocked a restart while the
-    # index was a kopf index (kopf fills indexes in the limited workers, then holds them all);
-    # it has not been measured since.
+    # No worker limit (settings.queueing.worker_limit). A worker keeps its slot while its
+    # object waits out a kopf retry or settles, so in a provider outage retrying objects would
+    # hold every slot and starve the rest; and 1,000 did not lower a 10,000-object burst's peak
+    # memory (docs/benchmarks.md, fifth session).
     if exact_namespaces:
         # Named namespaces need no discovery of namespaces or CRDs, which per-namespace Roles
         # forbid: kopf would retry those lists for about a minute before watching anything.

@@ -18,6 +18,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from syncjob_operator import slimwatch
 from syncjob_operator.drift import DriftPass
 from syncjob_operator.handlers import (
     INDEX_HANDLER_ID,
@@ -246,6 +247,7 @@ async def _run(args: argparse.Namespace) -> None:
             reconciles=asyncio.Semaphore(args.max_concurrent_reconciles),
         )
         registry = kopf.OperatorRegistry()
+        slimwatch.install()
         drift_tasks: list[asyncio.Task[None]] = []
         # Started by the first event handled, where kopf's Event posting is in context (the
         # task inherits it); cancelled by kopf's cleanup.

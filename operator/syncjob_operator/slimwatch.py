@@ -2,9 +2,9 @@
 transform `cache.TransformStripManagedFields` does for Go controllers.
 
 managedFields are server-side-apply bookkeeping: nearly half of a SyncJob's JSON (four field
-managers: kubectl, the finalizer's apply, kopf's metadata and status patches) and more than half
-of its parsed dicts and strings. Neither kopf nor the operator reads them, yet kopf queues every
-event's whole body until the object's worker takes it. When the API server drops a watcher that
+managers: kubectl, the finalizer's apply, kopf's metadata and status patches). Neither kopf nor
+the operator reads them, yet kopf queues every event's whole body until the object's worker
+takes it. When the API server drops a watcher that
 fell behind and replays thousands of events on the reconnect, those queued bodies are the peak of
 a large burst's memory (docs/benchmarks.md, sixth session).
 

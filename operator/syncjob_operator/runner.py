@@ -104,6 +104,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--poll-seconds", type=float, default=float(env("SYNCJOB_POLL_SECONDS", "2"))
     )
     parser.add_argument(
+        "--retry-backoff-cap-seconds",
+        type=float,
+        default=float(env("SYNCJOB_RETRY_BACKOFF_CAP_SECONDS", "60")),
+        help="longest wait before retrying a transient error (5xx, timeouts); the wait doubles"
+        " per failed attempt from 1 s. A 429 still waits as long as the provider asks",
+    )
+    parser.add_argument(
         "--terminal-recheck-seconds",
         type=float,
         default=float(env("SYNCJOB_TERMINAL_RECHECK_SECONDS", "300")),
@@ -216,6 +223,7 @@ async def _run(args: argparse.Namespace) -> None:
     timing = Timing(
         poll_seconds=args.poll_seconds,
         resync_seconds=args.resync_seconds,
+        backoff_cap_seconds=args.retry_backoff_cap_seconds,
         terminal_recheck_seconds=args.terminal_recheck_seconds,
         progress_seconds=args.sync_progress_seconds,
     )

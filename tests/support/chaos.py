@@ -75,6 +75,10 @@ class ChaosParams:
     poll_seconds: float = 0.3
     error_rate: float = 0.1
     latency_ms: int = 150
+    # Retries of the injected 5xx wait at most this long: with the default cap (60 s) a streak
+    # of five or six failures in one deletion (10% of calls fail; seen once in CI, 2026-12-02)
+    # outlasts the deadlines below, which measure ownership, not backoff.
+    retry_backoff_cap_seconds: float = 8.0
     converge_timeout: float = 150.0
     delete_timeout: float = 90.0
     # After all are Ready, wait this long before counting remote jobs: a create sent just
@@ -432,6 +436,9 @@ class _ChaosRun:
                 truto_url=self.emulators.truto_url,
                 resync_seconds=self.params.resync_seconds,
                 poll_seconds=self.params.poll_seconds,
+                extra_args=(
+                    f"--retry-backoff-cap-seconds={self.params.retry_backoff_cap_seconds}",
+                ),
             )
             self.processes.append(process)
             timeout = max(1.0, min(self.params.operator_ready_timeout, deadline - time.monotonic()))

@@ -63,6 +63,12 @@ def _labels(text: str) -> dict[str, str]:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
+
+    def seconds(flag: str, default: float, help: str) -> None:
+        """A duration flag whose default comes from SYNCJOB_<FLAG> (e.g. SYNCJOB_POLL_SECONDS)."""
+        variable = "SYNCJOB_" + flag.removeprefix("--").replace("-", "_").upper()
+        parser.add_argument(flag, type=float, default=float(env(variable, default)), help=help)
+
     parser.add_argument(
         "--namespace",
         "-n",
@@ -97,24 +103,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("SYNCJOB_LIVENESS", "http://0.0.0.0:8081/healthz"),
         help="kopf's liveness endpoint",
     )
-    parser.add_argument(
-        "--resync-seconds", type=float, default=float(env("SYNCJOB_RESYNC_SECONDS", "60"))
-    )
-    parser.add_argument(
-        "--poll-seconds", type=float, default=float(env("SYNCJOB_POLL_SECONDS", "2"))
-    )
-    parser.add_argument(
+    seconds("--resync-seconds", 60, "drift detection: one pass over every scope per this period")
+    seconds("--poll-seconds", 2, "how often a settling remote job (CREATING, DELETING) is read")
+    seconds(
         "--retry-backoff-cap-seconds",
-        type=float,
-        default=float(env("SYNCJOB_RETRY_BACKOFF_CAP_SECONDS", "60")),
-        help="longest wait before retrying a transient error (5xx, timeouts); the wait doubles"
-        " per failed attempt from 1 s. A 429 still waits as long as the provider asks",
+        60,
+        "longest wait before retrying a transient error (5xx, timeouts); the wait doubles per"
+        " failed attempt from 1 s. A 429 still waits as long as the provider asks",
     )
-    parser.add_argument(
+    seconds(
         "--terminal-recheck-seconds",
-        type=float,
-        default=float(env("SYNCJOB_TERMINAL_RECHECK_SECONDS", "300")),
-        help="first re-check of a terminal error; doubles per unchanged check, up to an hour",
+        300,
+        "first re-check of a terminal error; doubles per unchanged check, up to an hour",
     )
     parser.add_argument(
         "--sync-progress-pages",
@@ -123,11 +123,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="ListSyncResources pages (200 resources each) read per look at an ACTIVE TwinMaker"
         " job, for status.syncProgress; 0 turns it off",
     )
-    parser.add_argument(
+    seconds(
         "--sync-progress-seconds",
-        type=float,
-        default=float(env("SYNCJOB_SYNC_PROGRESS_SECONDS", "300")),
-        help="how often the drift pass reads each ACTIVE TwinMaker job's resource progress",
+        300,
+        "how often the drift pass reads each ACTIVE TwinMaker job's resource progress",
     )
     parser.add_argument(
         "--max-concurrent-reconciles",

@@ -63,11 +63,13 @@ def _labels(text: str) -> dict[str, str]:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
+    timing = Timing()
 
-    def seconds(flag: str, default: float, help: str) -> None:
-        """A duration flag whose default comes from SYNCJOB_<FLAG> (e.g. SYNCJOB_POLL_SECONDS)."""
+    def seconds(flag: str, default: float, text: str) -> None:
+        """A duration flag whose default comes from SYNCJOB_<FLAG> (e.g. SYNCJOB_POLL_SECONDS),
+        else from `Timing`."""
         variable = "SYNCJOB_" + flag.removeprefix("--").replace("-", "_").upper()
-        parser.add_argument(flag, type=float, default=float(env(variable, default)), help=help)
+        parser.add_argument(flag, type=float, default=float(env(variable, default)), help=text)
 
     parser.add_argument(
         "--namespace",
@@ -103,17 +105,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("SYNCJOB_LIVENESS", "http://0.0.0.0:8081/healthz"),
         help="kopf's liveness endpoint",
     )
-    seconds("--resync-seconds", 60, "drift detection: one pass over every scope per this period")
-    seconds("--poll-seconds", 2, "how often a settling remote job (CREATING, DELETING) is read")
+    seconds(
+        "--resync-seconds",
+        timing.resync_seconds,
+        "drift detection: one pass over every scope per this period",
+    )
+    seconds(
+        "--poll-seconds",
+        timing.poll_seconds,
+        "how often a settling remote job (CREATING, DELETING) is read",
+    )
     seconds(
         "--retry-backoff-cap-seconds",
-        60,
+        timing.backoff_cap_seconds,
         "longest wait before retrying a transient error (5xx, timeouts); the wait doubles per"
         " failed attempt from 1 s. A 429 still waits as long as the provider asks",
     )
     seconds(
         "--terminal-recheck-seconds",
-        300,
+        timing.terminal_recheck_seconds,
         "first re-check of a terminal error; doubles per unchanged check, up to an hour",
     )
     parser.add_argument(
@@ -125,7 +135,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     seconds(
         "--sync-progress-seconds",
-        300,
+        timing.progress_seconds,
         "how often the drift pass reads each ACTIVE TwinMaker job's resource progress",
     )
     parser.add_argument(

@@ -4,9 +4,9 @@ transform `cache.TransformStripManagedFields` does for Go controllers.
 managedFields are server-side-apply bookkeeping: nearly half of a SyncJob's JSON (four field
 managers: kubectl, the finalizer's apply, kopf's metadata and status patches). Neither kopf nor
 the operator reads them, yet kopf queues every event's whole body until the object's worker
-takes it. When the API server drops a watcher that
-fell behind and replays thousands of events on the reconnect, those queued bodies are the peak of
-a large burst's memory (docs/benchmarks.md, sixth session).
+takes it. When the API server drops a watcher that fell behind and replays thousands of events
+on the reconnect, those queued bodies are the peak of a large burst's memory (docs/benchmarks.md,
+sixth session).
 
 kopf has no transform hook, so this wraps the one generator every listed and watched object
 passes through: `kopf._cogs.clients.watching.continuous_watch`, which kopf's `infinite_watch`
@@ -27,12 +27,10 @@ _Watch = Callable[..., AsyncIterator[Any]]
 
 def strip_managed_fields(event: Any) -> Any:
     """Remove managedFields from a raw watch or list event in place; other values pass as is."""
-    if isinstance(event, dict):
-        obj = event.get("object")
-        if isinstance(obj, dict):
-            metadata = obj.get("metadata")
-            if isinstance(metadata, dict):
-                metadata.pop("managedFields", None)
+    obj = event.get("object") if isinstance(event, dict) else None
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
     return event
 
 

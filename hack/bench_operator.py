@@ -9,6 +9,12 @@ side. Phases, each reported:
   baseline  the same SyncJobs applied with kubectl into a namespace the operator does not
             watch, then one status patch each from a 32-way client: the minimum the API server
             must do for these objects
+  floor     the same SyncJobs applied with kubectl into a third namespace while a 32-way client,
+            fed by a watch as an operator is, makes each object's four operator writes
+            (server-side apply of the crash guard and finalizer, the metadata patch, the status
+            patch, the Event) as soon as it appears: what this design's writes cost the API
+            server with no operator and no provider. Ready's ratio above the floor's is the
+            operator's own CPU
   ready     the SyncJobs applied into the operator's namespace; Ready counted from a list and a
             watch (a new list whenever the API server closes the watch);
             API writes (apiserver_request_total) and remote calls per object until all Ready
@@ -48,11 +54,21 @@ from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
-from syncjob_operator.status import READY, condition_status
+from syncjob_operator.handlers import LAST_HANDLED
+from syncjob_operator.kube import (
+    APPLY_PATCH,
+    FIELD_MANAGER,
+    GROUP,
+    KIND,
+    MERGE_PATCH,
+    PLURAL,
+    VERSION,
+)
+from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION, FINALIZER
+from syncjob_operator.status import READY, SYNCED, condition_status
 
-NAMESPACE, BASELINE = "bench", "baseline"
+NAMESPACE, BASELINE, FLOOR = "bench", "baseline", "floor"
 INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync
-GROUP, VERSION, PLURAL = "syncjob.dev", "v1alpha1", "syncjobs"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
 # What the operator writes; kube-controller-manager's leases and endpoints are left out.
 OPERATOR_RESOURCES = ("syncjobs", "events", "secrets")
@@ -204,6 +220,104 @@ class Bench:
             "baseline_seconds": round(applied + patched, 1),
         }
 
+    def writes_floor(self, docs: str, total: int) -> float:
+        """Seconds until every SyncJob applied into FLOOR has had the operator's four writes from
+        a 32-way client that learns of each from a watch (module docstring: floor)."""
+        core = client.CoreV1Api(self.custom.api_client)
+        applying = threading.Thread(
+            target=lambda: self.run("apply", "-n", FLOOR, "-f", "-", stdin=docs)
+        )
+        started = time.monotonic()
+        applying.start()
+        with ThreadPoolExecutor(32) as pool:
+            done = []
+            stream = watch.Watch().stream(
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                FLOOR,
+                PLURAL,
+                timeout_seconds=READY_DEADLINE_SECONDS,
+            )
+            for event in stream:
+                if event["type"] == "ADDED":
+                    done.append(pool.submit(self._operator_writes, core, event["object"]))
+                    if len(done) == total:
+                        break
+            for future in done:
+                future.result()
+        applying.join()
+        return time.monotonic() - started
+
+    def _operator_writes(self, core: client.CoreV1Api, obj: dict[str, Any]) -> None:
+        """One object's writes, shaped as the operator's (docs/benchmarks.md lists them)."""
+        meta = obj["metadata"]
+        name, uid = meta["name"], meta["uid"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        guard = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {
+                "name": name,
+                "namespace": FLOOR,
+                "uid": uid,
+                "annotations": {CREATE_PENDING_ANNOTATION: f"{now} {uid[:16]}"},
+                "finalizers": [FINALIZER],
+            },
+        }
+
+        def patch(body: dict[str, Any], **options: Any) -> None:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, FLOOR, PLURAL, name, body, **options
+            )
+
+        patch(guard, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)
+        annotations = {
+            EXTERNAL_ID_ANNOTATION: f"id-{uid}",
+            CREATE_PENDING_ANNOTATION: None,
+            LAST_HANDLED: json.dumps({"spec": obj["spec"]}),
+        }
+        patch({"metadata": {"annotations": annotations}}, _content_type=MERGE_PATCH)
+        conditions = [
+            {
+                "type": kind,
+                "status": "True",
+                "reason": "Available",
+                "message": "remote job is ACTIVE",
+                "lastTransitionTime": now,
+                "observedGeneration": 1,
+            }
+            for kind in (READY, SYNCED)
+        ]
+        status = {
+            "observedGeneration": 1,
+            "conditions": conditions,
+            "remote": {"id": f"id-{uid}", "state": "ACTIVE", "upToDate": True, "createdAt": now},
+        }
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, FLOOR, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
+        )
+        involved = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": name,
+            "namespace": FLOOR,
+            "uid": uid,
+        }
+        core.create_namespaced_event(
+            FLOOR,
+            {
+                "metadata": {"generateName": "kopf-event-"},
+                "involvedObject": involved,
+                "reason": "Created",
+                "message": f"remote job id-{uid} created",
+                "type": "Normal",
+                "source": {"component": "kopf"},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+            },
+        )
+
     def ready_stream(self) -> Iterator[int]:
         """How many SyncJobs are Ready: after a list, then after each watch event from it.
 
@@ -317,10 +431,17 @@ def main() -> None:
             twinmaker.create_workspace(workspaceId=f"ws{w}")
         bench.run("apply", "-f", str(CRDS_DIR))
         bench.run("wait", "--for=condition=Established", "crd/syncjobs.syncjob.dev")
-        for namespace in (NAMESPACE, BASELINE):
+        for namespace in (NAMESPACE, BASELINE, FLOOR):
             bench.run("create", "namespace", namespace)
         docs = manifests(args.jobs)
         report["baseline"] = bench.baseline(docs, total)
+        writes = bench.writes()
+        floor = bench.writes_floor(docs, total)
+        report["writes_floor"] = {
+            "seconds": round(floor, 1),
+            "ratio_to_baseline": round(floor / report["baseline"]["baseline_seconds"], 2),
+            "api_writes_per_object_by_kind": per(bench.writes() - writes, total),
+        }
 
         operator = bench.operator(args.resync_seconds)
         operator.start()

@@ -36,6 +36,11 @@ RETRIES = Counter(
     ["provider", "code"],
     registry=REGISTRY,
 )
+SUPERSEDED_EVENTS = Counter(
+    "syncjob_watch_events_superseded_total",
+    "Watch events not processed because a newer event of the same object was already queued.",
+    registry=REGISTRY,
+)
 DRIFT_PASS_SECONDS = Histogram(
     "syncjob_drift_pass_duration_seconds",
     "Time one drift pass over every scope took.",

@@ -1,5 +1,7 @@
-"""Drop `metadata.managedFields` from every object kopf lists or watches, as client-go's informer
-transform `cache.TransformStripManagedFields` does for Go controllers.
+"""Two economies on kopf's watch streams, as Go controllers' informers and work queues make them.
+
+**Smaller events.** Drop `metadata.managedFields` from every object kopf lists or watches, as
+client-go's informer transform `cache.TransformStripManagedFields` does for Go controllers.
 
 managedFields are server-side-apply bookkeeping: nearly half of a SyncJob's JSON (four field
 managers: kubectl, the finalizer's apply, kopf's metadata and status patches). Neither kopf nor
@@ -13,16 +15,37 @@ passes through: `kopf._cogs.clients.watching.continuous_watch`, which kopf's `in
 looks up as a module global on each (re)connect. That is kopf's private API: kopf is pinned in
 requirements/*.lock, and tests/unit/test_slimwatch.py drives kopf's own `infinite_watch` to fail
 if a kopf upgrade stops routing events through here.
+
+**Superseded events skipped.** kopf hands an object's worker every watch event in order; a Go
+controller's work queue holds the object's key once, however many events came, and reads the
+latest state. Here an added or modified event is skipped when a newer event of the same object
+is already queued behind it: kopf's own `stream_pressure` (set when an event is queued, cleared
+when the worker takes the last one) says so. The newer event carries the whole object, so the
+handlers, which compare the object with what was last handled, lose nothing. Each SyncJob's own
+writes (crash guard, kopf's metadata and status patches) come back as echoes that arrive
+together; the stale ones are no longer processed one by one. Listing events (they tell kopf
+what it found at start-up), deletions and every event of an object being deleted always go
+through, so deleting keeps kopf's exact sequence. When the operator stops, the last event
+queued before the end of the stream counts as superseded too: the next start lists the object
+again. This wraps kopf's private `kopf._core.reactor.processing.process_resource_event`, which
+kopf looks up when the operator starts; tests/unit/test_slimwatch.py drives kopf's own watcher
+and workers to fail if that changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from kopf._cogs.clients import watching
+from kopf._core.reactor import processing
+
+from syncjob_operator.metrics import SUPERSEDED_EVENTS
 
 _Watch = Callable[..., AsyncIterator[Any]]
+_Process = Callable[..., Coroutine[Any, Any, Any]]
+_SUPERSEDABLE = frozenset({"ADDED", "MODIFIED"})  # not listings (type None) nor deletions
 
 
 def strip_managed_fields(event: Any) -> Any:
@@ -43,7 +66,28 @@ def _slimmed(watch: _Watch) -> _Watch:
     return continuous_watch
 
 
+def _skipping_superseded(process: _Process) -> _Process:
+    async def process_resource_event(
+        *, raw_event: Any, stream_pressure: asyncio.Event | None = None, **kwargs: Any
+    ) -> Any:
+        if (
+            stream_pressure is not None
+            and stream_pressure.is_set()
+            and raw_event.get("type") in _SUPERSEDABLE
+            and not raw_event["object"]["metadata"].get("deletionTimestamp")
+        ):
+            SUPERSEDED_EVENTS.inc()
+            return None  # no patch made: kopf expects no new resource version
+        return await process(raw_event=raw_event, stream_pressure=stream_pressure, **kwargs)
+
+    process_resource_event.__wrapped__ = process  # type: ignore[attr-defined]
+    return process_resource_event
+
+
 def install() -> None:
-    """Route kopf's watch streams through `strip_managed_fields`; calling it again is a no-op."""
+    """Route kopf's watch streams through `strip_managed_fields` and its event processing past
+    superseded events; call it before `kopf.operator`. Calling it again is a no-op."""
     if not hasattr(watching.continuous_watch, "__wrapped__"):
         watching.continuous_watch = _slimmed(watching.continuous_watch)
+    if not hasattr(processing.process_resource_event, "__wrapped__"):
+        processing.process_resource_event = _skipping_superseded(processing.process_resource_event)

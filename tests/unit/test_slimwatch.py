@@ -1,7 +1,9 @@
-"""The managedFields transform, driven through kopf's own watch loop (its private API, pinned)."""
+"""The managedFields transform and the skipping of superseded events, driven through kopf's own
+watch loop and workers (its private API, pinned)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,8 +11,10 @@ from typing import Any
 import kopf
 import pytest
 from kopf._cogs.clients import fetching, watching
+from kopf._core.reactor import processing, queueing
 
 from syncjob_operator import slimwatch
+from syncjob_operator.metrics import REGISTRY
 
 MANAGED = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {".": {}}}}]
 
@@ -29,8 +33,9 @@ def body(name: str, resource_version: str) -> dict[str, Any]:
 @pytest.fixture
 def kopf_api(monkeypatch: pytest.MonkeyPatch) -> None:
     """A listing with one object and a watch with one event, then 410 Gone to end the stream;
-    kopf's continuous_watch is restored after the test."""
+    what `install` wraps is restored after the test."""
     monkeypatch.setattr(watching, "continuous_watch", watching.continuous_watch)
+    monkeypatch.setattr(processing, "process_resource_event", processing.process_resource_event)
 
     async def fetch_objs(**_: Any) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
         yield [body("listed", "1")], "1"
@@ -81,3 +86,82 @@ async def test_kopf_lists_and_watches_without_managed_fields_once_installed() ->
 def test_events_without_managed_fields_pass_unchanged(event: Any) -> None:
     expected = copy.deepcopy(event)
     assert slimwatch.strip_managed_fields(event) == expected
+
+
+def event(kind: str | None, name: str, resource_version: str, **metadata: str) -> dict[str, Any]:
+    metadata.update(name=name, uid=name, resourceVersion=resource_version)
+    return {"type": kind, "object": {"metadata": metadata}}
+
+
+async def processed_by_kopf(
+    monkeypatch: pytest.MonkeyPatch, *, installed: bool, expected: int
+) -> list[Any]:
+    """Runs kopf's own watcher and per-object workers over eight events of two objects and says
+    which reached kopf's event processing (replaced by a recorder). The first event's processing
+    waits until the watcher has queued every event, as a busy worker does in a burst; the stream
+    ends (the operator stopping) once `expected` events were processed."""
+    events = [
+        event(None, "a", "1"),  # kopf's listing
+        event("MODIFIED", "a", "2"),
+        event("MODIFIED", "a", "3"),
+        event("ADDED", "b", "4"),  # another object: a queue of its own
+        event("MODIFIED", "a", "5"),
+        event("MODIFIED", "a", "6", deletionTimestamp="2026-12-02T08:00:00Z"),
+        event("MODIFIED", "a", "7", deletionTimestamp="2026-12-02T08:00:00Z"),
+        event("DELETED", "a", "8"),
+    ]
+    all_queued, all_processed = asyncio.Event(), asyncio.Event()
+    seen: list[Any] = []
+
+    async def infinite_watch(**_: Any) -> AsyncIterator[dict[str, Any]]:
+        for each in events:
+            yield each
+        all_queued.set()
+        await all_processed.wait()
+
+    async def process_resource_event(*, raw_event: dict[str, Any], **_: Any) -> None:
+        if not seen:
+            await all_queued.wait()
+        seen.append((raw_event["type"], raw_event["object"]["metadata"]["resourceVersion"]))
+        if len(seen) == expected:
+            all_processed.set()
+
+    monkeypatch.setattr(watching, "infinite_watch", infinite_watch)
+    monkeypatch.setattr(processing, "process_resource_event", process_resource_event)
+    if installed:
+        slimwatch.install()
+        slimwatch.install()  # a second install must not wrap twice
+        assert processing.process_resource_event.__wrapped__ is process_resource_event  # type: ignore[attr-defined]
+    settings = kopf.OperatorSettings()
+    await queueing.watcher(
+        namespace=None,
+        settings=settings,
+        resource=kopf.Resource("syncjob.dev", "v1alpha1", "syncjobs"),
+        processor=processing.process_resource_event,  # looked up as kopf's running.py does
+    )
+    return seen
+
+
+async def test_kopf_skips_events_a_newer_event_of_the_same_object_supersedes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert await processed_by_kopf(monkeypatch, installed=False, expected=8) == [
+        (None, "1"),
+        ("ADDED", "4"),
+        ("MODIFIED", "2"),
+        ("MODIFIED", "3"),
+        ("MODIFIED", "5"),
+        ("MODIFIED", "6"),
+        ("MODIFIED", "7"),
+        ("DELETED", "8"),
+    ]
+    before = REGISTRY.get_sample_value("syncjob_watch_events_superseded_total") or 0.0
+    # The listing event and the deletion's events always go through; "b" has nothing newer.
+    assert await processed_by_kopf(monkeypatch, installed=True, expected=5) == [
+        (None, "1"),
+        ("ADDED", "4"),
+        ("MODIFIED", "6"),
+        ("MODIFIED", "7"),
+        ("DELETED", "8"),
+    ]
+    assert REGISTRY.get_sample_value("syncjob_watch_events_superseded_total") == before + 3

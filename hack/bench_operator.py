@@ -32,6 +32,7 @@ Timings are measured here, never asserted in tests. Bounded: it stops by itself.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -54,18 +55,25 @@ from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
-from syncjob_operator.handlers import LAST_HANDLED
+from syncjob_operator.handlers import LAST_HANDLED, reference
 from syncjob_operator.kube import (
     APPLY_PATCH,
     FIELD_MANAGER,
     GROUP,
-    KIND,
     MERGE_PATCH,
     PLURAL,
     VERSION,
+    crash_guard,
 )
-from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION, FINALIZER
-from syncjob_operator.status import READY, SYNCED, condition_status
+from syncjob_operator.model import (
+    CREATE_PENDING_ANNOTATION,
+    EXTERNAL_ID_ANNOTATION,
+    PendingCreate,
+    SyncJob,
+)
+from syncjob_operator.providers.base import Observation
+from syncjob_operator.reconcile import Outcome
+from syncjob_operator.status import READY, compute_status, condition_status
 
 NAMESPACE, BASELINE, FLOOR = "bench", "baseline", "floor"
 INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync
@@ -250,71 +258,47 @@ class Bench:
         return time.monotonic() - started
 
     def _operator_writes(self, core: client.CoreV1Api, obj: dict[str, Any]) -> None:
-        """One object's writes, shaped as the operator's (docs/benchmarks.md lists them)."""
-        meta = obj["metadata"]
-        name, uid = meta["name"], meta["uid"]
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        guard = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "metadata": {
-                "name": name,
-                "namespace": FLOOR,
-                "uid": uid,
-                "annotations": {CREATE_PENDING_ANNOTATION: f"{now} {uid[:16]}"},
-                "finalizers": [FINALIZER],
-            },
-        }
+        """One object's writes, built by the operator's own code where it builds them (the
+        crash guard, the status); kopf's metadata patch and Event as kopf shapes them."""
+        job = SyncJob.from_body(obj)
+        now = datetime.datetime.now(datetime.UTC)
+        remote_id = f"id-{job.uid}"
 
         def patch(body: dict[str, Any], **options: Any) -> None:
             self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, FLOOR, PLURAL, name, body, **options
+                GROUP, VERSION, FLOOR, PLURAL, job.name, body, **options
             )
 
+        guard = crash_guard(job, PendingCreate(now, job.uid[:16]))
         patch(guard, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)
         annotations = {
-            EXTERNAL_ID_ANNOTATION: f"id-{uid}",
+            EXTERNAL_ID_ANNOTATION: remote_id,
             CREATE_PENDING_ANNOTATION: None,
             LAST_HANDLED: json.dumps({"spec": obj["spec"]}),
         }
         patch({"metadata": {"annotations": annotations}}, _content_type=MERGE_PATCH)
-        conditions = [
-            {
-                "type": kind,
-                "status": "True",
-                "reason": "Available",
-                "message": "remote job is ACTIVE",
-                "lastTransitionTime": now,
-                "observedGeneration": 1,
-            }
-            for kind in (READY, SYNCED)
-        ]
-        status = {
-            "observedGeneration": 1,
-            "conditions": conditions,
-            "remote": {"id": f"id-{uid}", "state": "ACTIVE", "upToDate": True, "createdAt": now},
-        }
+        observed = Observation(exists=True, remote_id=remote_id, state="ACTIVE", ready=True)
+        status = compute_status(job, Outcome(observed, "created"), {}, now)
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, FLOOR, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
+            GROUP, VERSION, FLOOR, PLURAL, job.name, {"status": status}, _content_type=MERGE_PATCH
         )
-        involved = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "name": name,
-            "namespace": FLOOR,
-            "uid": uid,
-        }
+        stamp = now.isoformat()
+        ref = reference(job)  # kopf's involvedObject: apiVersion, kind, namespace, name, uid
         core.create_namespaced_event(
             FLOOR,
             {
                 "metadata": {"generateName": "kopf-event-"},
-                "involvedObject": involved,
+                "involvedObject": {
+                    "apiVersion": ref["apiVersion"],
+                    "kind": ref["kind"],
+                    **ref["metadata"],
+                },
                 "reason": "Created",
-                "message": f"remote job id-{uid} created",
+                "message": f"remote job {remote_id} created",
                 "type": "Normal",
                 "source": {"component": "kopf"},
-                "firstTimestamp": now,
-                "lastTimestamp": now,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
             },
         )
 

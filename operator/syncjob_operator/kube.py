@@ -296,6 +296,22 @@ def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> P
     )
 
 
+def crash_guard(job: SyncJob, pending: PendingCreate) -> dict[str, Any]:
+    """The server-side apply configuration of the crash guard: the create-pending marker and
+    the finalizer, for this object (its uid) only."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {
+            "name": job.name,
+            "namespace": job.namespace,
+            "uid": job.uid,
+            "annotations": {CREATE_PENDING_ANNOTATION: pending.encode()},
+            "finalizers": [FINALIZER],
+        },
+    }
+
+
 class KubeIdentityWriter:
     """Persists the crash guard and the remote identity as annotations on the SyncJob: they
     survive a backup restore, which drops status. Each write names the object's uid, so it can
@@ -320,19 +336,12 @@ class KubeIdentityWriter:
         """The marker and the finalizer in one write, before the first remote create: from here
         on, deleting the SyncJob waits for the remote job to be deleted. Server-side apply adds
         the finalizer to whatever list the object has, with no read before."""
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "metadata": {
-                "name": job.name,
-                "namespace": job.namespace,
-                "uid": job.uid,
-                "annotations": {CREATE_PENDING_ANNOTATION: pending.encode()},
-                "finalizers": [FINALIZER],
-            },
-        }
         await self._patch(
-            job, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH
+            job,
+            crash_guard(job, pending),
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY_PATCH,
         )
 
     async def record_identity(self, job: SyncJob, remote_id: str) -> None:

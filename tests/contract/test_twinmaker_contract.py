@@ -262,6 +262,8 @@ def test_list_sync_jobs_pages_with_next_token(make_tm_client: Any, conforms: Any
         tm.create_workspace(workspaceId="plant-1")
         for source in sorted(sources):
             tm.create_sync_job(workspaceId="plant-1", syncSource=source, syncRole=ROLE)
+        tm.create_workspace(workspaceId="plant-2")  # its job is not plant-1's to list
+        tm.create_sync_job(workspaceId="plant-2", syncSource="SITEWISE", syncRole=ROLE)
         first = tm.list_sync_jobs(workspaceId="plant-1", maxResults=2)
         conforms("ListSyncJobs", dict(first))
         second = tm.list_sync_jobs(
@@ -336,6 +338,11 @@ def test_tags_on_jobs_and_workspaces(tm: IoTTwinMakerClient, workspace: str) -> 
     assert error_of(excinfo) == ("TooManyTagsException", 400)
     with pytest.raises(ClientError) as excinfo:
         tm.list_tags_for_resource(resourceARN=arn.replace("plant-1", "plant-9"))
+    assert error_of(excinfo) == ("ResourceNotFoundException", 404)
+    elsewhere = arn.split(":")
+    elsewhere[3] = "eu-west-9"  # the same job's name in another region names nothing here
+    with pytest.raises(ClientError) as excinfo:
+        tm.list_tags_for_resource(resourceARN=":".join(elsewhere))
     assert error_of(excinfo) == ("ResourceNotFoundException", 404)
 
 

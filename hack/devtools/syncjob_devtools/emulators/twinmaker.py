@@ -558,13 +558,16 @@ class TwinMakerEmulator:
         return job
 
     def _tagged(self, arn: str) -> WorkspaceRecord | SyncJobRecord:
-        for workspace in self.state.workspaces.values():
-            if workspace.arn == arn:
-                return workspace
-        for job in self.state.jobs.values():
-            if job.arn == arn:
-                return job
-        raise AwsError("ResourceNotFoundException", f"Resource {arn} not found")
+        # Found from the ARN, never by a scan: a call must not slow with the account's size.
+        parsed = _ARN_RESOURCE.match(arn)
+        record: WorkspaceRecord | SyncJobRecord | None = None
+        if parsed and parsed[2] is None:
+            record = self.state.workspaces.get(parsed[1])
+        elif parsed:
+            record = self.state.jobs.get(job_key(parsed[1], parsed[2]))
+        if record is None or record.arn != arn:
+            raise AwsError("ResourceNotFoundException", f"Resource {arn} not found")
+        return record
 
     def _page(
         self, operation: str, params: dict[str, Any], items: list[Any], key: Callable[[Any], str]
@@ -717,10 +720,9 @@ class TwinMakerEmulator:
 
     def _list_sync_jobs(self, params: dict[str, Any], now: float) -> dict[str, Any]:
         workspace = self._workspace(params["workspaceId"])
-        jobs = sorted(
-            (j for j in self.state.jobs.values() if j.workspace_id == workspace.workspace_id),
-            key=lambda j: j.sync_source,
-        )
+        # By key, one per source (create accepts only these): not a scan of every workspace's.
+        keys = (job_key(workspace.workspace_id, s) for s in sorted(self.config.sync_sources))
+        jobs = [job for key in keys if (job := self.state.jobs.get(key)) is not None]
         page, token = self._page("ListSyncJobs", params, jobs, lambda j: j.sync_source)
         return {"syncJobSummaries": [self._job_summary(j, now) for j in page], **token}
 

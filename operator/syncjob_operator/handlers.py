@@ -11,7 +11,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -281,11 +281,22 @@ class Handlers:
         self.index = ObjectIndex()
         self._on_started: Callable[[], None] | None = on_started
         self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
+        # By uid: when a reconcile last read its remote job (time.monotonic()).
+        self._observed_at: dict[str, float] = {}
         runtime.claims.attach(self.index.get)
 
-    def members(self) -> Iterable[Member]:
-        """Every SyncJob of this operator (or shard), from the index."""
-        return self.index.get(MEMBER_KEY)
+    def due_members(self) -> Iterator[Member]:
+        """The SyncJobs (of this operator or shard) the drift pass looks at now: those no
+        change handler owns, and whose remote job no reconcile has read within a period. As
+        Crossplane polls each object a poll interval after its last reconcile, a burst of new
+        objects costs the passes that overlap it no second read of each; a restart, none of
+        these reads having happened, looks at all of them."""
+        wall, now = time.time(), time.monotonic()
+        read_since = now - self.runtime.timing.resync_seconds
+        for member in self.index.get(MEMBER_KEY):
+            read_at = self._observed_at.get(member.uid, -math.inf)
+            if wall >= member.handler_until and read_at < read_since:
+                yield member
 
     def prefill(self, bodies: Iterable[Mapping[str, Any]]) -> None:
         """Indexes SyncJobs listed before kopf starts: complete before any handler runs."""
@@ -302,6 +313,8 @@ class Handlers:
         uid = str(body.metadata.uid)
         if type == "DELETED":
             self.index.remove(uid)
+            self._observed_at.pop(uid, None)
+            self._progress_read.pop(uid, None)
         else:
             self.index.replace(uid, index_body(body))
 
@@ -337,8 +350,8 @@ class Handlers:
         """The drift pass's look at one SyncJob: its scope's list serves the read; status is
         written, and Events posted, only when something changed."""
         job, prior = member.parse()
-        if job.deleting or job.paused or time.time() < member.handler_until:
-            return  # the delete handler, or a change handler not done with it, owns it now
+        if job.deleting or job.paused:
+            return  # the delete handler owns it now, or nothing is to be done
         if prior.get("observedGeneration") not in (None, job.generation):
             return  # a spec change is being handled right now
         if self.runtime.locks.locked(job.uid):
@@ -406,6 +419,8 @@ class Handlers:
             async with runtime.reconciles:
                 outcome = await reconcile.converge(job, ctx, max_age=max_age, progress=progress)
             outcome = await self._settle(job, ctx, outcome)
+        if outcome.error is None:
+            self._observed_at[job.uid] = time.monotonic()
         RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
         terminal = None
         if outcome.error is not None and not outcome.error.retryable:

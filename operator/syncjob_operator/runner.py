@@ -274,7 +274,7 @@ async def _run(args: argparse.Namespace) -> None:
         register(registry, handlers, labels=args.selector)
         drift = DriftPass(
             period=timing.resync_seconds,
-            members=handlers.members,
+            members=handlers.due_members,
             scope_of=lambda job: runtime.providers[job.spec.provider].scope(job),
             resync=handlers.resync,
             before_pass=lambda: drop_vanished(kube, handlers.index),

@@ -8,22 +8,20 @@ import dataclasses
 import datetime
 import json
 import logging
+import time
 from typing import Any, cast
 
 import kopf
 import pytest
 
-from syncjob_operator.drift import Member
 from syncjob_operator.handlers import (
     APPLY_PROGRESS,
     LAST_HANDLED,
-    MEMBER_KEY,
     OVERDUE_RETRY_SECONDS,
     HandlerDeps,
     Handlers,
     Timing,
     events,
-    index_body,
     inputs_hash,
     may_hold_remote_job,
     terminal_check_due,
@@ -368,7 +366,7 @@ def _retry_due(seconds_from_now: float) -> dict[str, str]:
 async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Posted) -> None:
     provider = FakeProvider([OWNED_ACTIVE])
     handlers = _handlers(provider)
-    await handlers.resync(await _member(one))
+    await _drift_pass(handlers, one)
     writes = cast(RecordingStatusWriter, handlers.runtime.status_writer).writes
     if reconciles:
         assert provider.calls == ["observe-list"]
@@ -400,7 +398,7 @@ async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: 
     provider = FakeProvider([OWNED_ACTIVE])
     handlers = _handlers(provider)
     one = body(external_id="id-1", status=RETRYING, annotations=_retry_due(due_in))
-    await handlers.resync(await _member(one))
+    await _drift_pass(handlers, one)
     writer = cast(RecordingStatusWriter, handlers.runtime.status_writer)
     if taken_over:
         assert provider.calls == ["observe-list"]
@@ -410,9 +408,28 @@ async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: 
         assert (provider.calls, writer.writes, writer.dropped) == ([], [], [])
 
 
-async def _member(one: dict[str, Any]) -> Member:
-    member: Member = index_body(_body(one))[MEMBER_KEY]
-    return member
+async def test_the_drift_pass_skips_a_job_read_within_the_period(
+    posted: Posted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = FakeProvider([OWNED_ACTIVE, OWNED_ACTIVE])
+    handlers = _handlers(provider)
+    one = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
+    await _drift_pass(handlers, one)
+    await _drift_pass(handlers, one)  # read a moment ago, by the pass before
+    assert provider.calls == ["observe-list"]
+    later = time.monotonic() + TIMING.resync_seconds
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    await _drift_pass(handlers, one)
+    assert provider.calls == ["observe-list", "observe-list"]
+    await handlers.on_event(body=_body(one), type="DELETED")
+    assert list(handlers.due_members()) == []
+
+
+async def _drift_pass(handlers: Handlers, one: dict[str, Any]) -> None:
+    """What a drift pass does with `one` indexed: resyncs it if it is due."""
+    await handlers.on_event(body=_body(one), type="MODIFIED")
+    for member in handlers.due_members():
+        await handlers.resync(member)
 
 
 async def _terminal_body(next_check: datetime.datetime, inputs: str | None = None) -> kopf.Body:

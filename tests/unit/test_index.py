@@ -7,7 +7,7 @@ from typing import Any, cast
 import kopf
 
 from syncjob_operator.drift import Member
-from syncjob_operator.handlers import HandlerDeps, Handlers
+from syncjob_operator.handlers import MEMBER_KEY, HandlerDeps, Handlers
 from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
 from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingStatusWriter, RecordingWriter
 from tests.unit.jobs import ACTIVE, body
@@ -95,7 +95,7 @@ async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> 
     started: list[int] = []
     handlers = _handlers(started)
     handlers.prefill([body(name="listed", uid="u0", external_id="id-0")])
-    assert _names(handlers.members()) == ["listed"]
+    assert _names(handlers.index.get(MEMBER_KEY)) == ["listed"]
     assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-0")] == [
         "listed"
     ]
@@ -104,9 +104,9 @@ async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> 
     one = kopf.Body(cast(kopf.RawBody, body(name="one", uid="u1", external_id="id-1")))
     await handlers.on_event(body=one, type=None)  # kopf's listing
     await handlers.on_event(body=one, type="MODIFIED")
-    assert _names(handlers.members()) == ["listed", "one"]
+    assert _names(handlers.index.get(MEMBER_KEY)) == ["listed", "one"]
     assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1")] == ["one"]
     await handlers.on_event(body=one, type="DELETED")
-    assert _names(handlers.members()) == ["listed"]
+    assert _names(handlers.index.get(MEMBER_KEY)) == ["listed"]
     assert handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1") == []
     assert started == [1]

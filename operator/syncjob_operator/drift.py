@@ -33,7 +33,6 @@ class Member:
     # SyncJob.essentials of the object as compact JSON: one string per object. Parsed models
     # and the event's dicts held several times as much, in thousands of small blocks per
     # 1,000 objects; the pass parses a member once or twice per period instead.
-    uid: str
     body_json: str
     # Until when (epoch seconds) a change handler owns it: for ever while kopf has not handled
     # its creation; while kopf retries it, until the retry is well overdue; 0 otherwise.
@@ -47,7 +46,7 @@ class Member:
     ) -> Member:
         """The member of a SyncJob `body` that SyncJob.from_body parses."""
         essentials = json.dumps(SyncJob.essentials(body), separators=(",", ":"))
-        return cls(str(body["metadata"]["uid"]), essentials, handler_until, retrying)
+        return cls(essentials, handler_until, retrying)
 
     def parse(self) -> tuple[SyncJob, dict[str, Any]]:
         """The SyncJob and its status."""

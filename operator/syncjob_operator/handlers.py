@@ -281,22 +281,13 @@ class Handlers:
         self.index = ObjectIndex()
         self._on_started: Callable[[], None] | None = on_started
         self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
-        # By uid: when a reconcile last read its remote job (time.monotonic()).
-        self._observed_at: dict[str, float] = {}
         runtime.claims.attach(self.index.get)
 
     def due_members(self) -> Iterator[Member]:
         """The SyncJobs (of this operator or shard) the drift pass looks at now: those no
-        change handler owns, and whose remote job no reconcile has read within a period. As
-        Crossplane polls each object a poll interval after its last reconcile, a burst of new
-        objects costs the passes that overlap it no second read of each; a restart, none of
-        these reads having happened, looks at all of them."""
-        wall, now = time.time(), time.monotonic()
-        read_since = now - self.runtime.timing.resync_seconds
-        for member in self.index.get(MEMBER_KEY):
-            read_at = self._observed_at.get(member.uid, -math.inf)
-            if wall >= member.handler_until and read_at < read_since:
-                yield member
+        change handler owns. Checked before anything is parsed: during a burst most are."""
+        now = time.time()
+        return (m for m in self.index.get(MEMBER_KEY) if now >= m.handler_until)
 
     def prefill(self, bodies: Iterable[Mapping[str, Any]]) -> None:
         """Indexes SyncJobs listed before kopf starts: complete before any handler runs."""
@@ -313,7 +304,6 @@ class Handlers:
         uid = str(body.metadata.uid)
         if type == "DELETED":
             self.index.remove(uid)
-            self._observed_at.pop(uid, None)
             self._progress_read.pop(uid, None)
         else:
             self.index.replace(uid, index_body(body))
@@ -419,8 +409,6 @@ class Handlers:
             async with runtime.reconciles:
                 outcome = await reconcile.converge(job, ctx, max_age=max_age, progress=progress)
             outcome = await self._settle(job, ctx, outcome)
-        if outcome.error is None:
-            self._observed_at[job.uid] = time.monotonic()
         RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
         terminal = None
         if outcome.error is not None and not outcome.error.retryable:

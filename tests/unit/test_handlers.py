@@ -8,7 +8,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import time
 from typing import Any, cast
 
 import kopf
@@ -406,23 +405,6 @@ async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: 
         assert writer.dropped == [("job", APPLY_PROGRESS)]
     else:
         assert (provider.calls, writer.writes, writer.dropped) == ([], [], [])
-
-
-async def test_the_drift_pass_skips_a_job_read_within_the_period(
-    posted: Posted, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    provider = FakeProvider([OWNED_ACTIVE, OWNED_ACTIVE])
-    handlers = _handlers(provider)
-    one = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
-    await _drift_pass(handlers, one)
-    await _drift_pass(handlers, one)  # read a moment ago, by the pass before
-    assert provider.calls == ["observe-list"]
-    later = time.monotonic() + TIMING.resync_seconds
-    monkeypatch.setattr(time, "monotonic", lambda: later)
-    await _drift_pass(handlers, one)
-    assert provider.calls == ["observe-list", "observe-list"]
-    await handlers.on_event(body=_body(one), type="DELETED")
-    assert list(handlers.due_members()) == []
 
 
 async def _drift_pass(handlers: Handlers, one: dict[str, Any]) -> None:

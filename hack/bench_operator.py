@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import kopf
 import yaml
 from kubernetes import client, config, watch
 
@@ -55,7 +56,7 @@ from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
-from syncjob_operator.handlers import LAST_HANDLED, reference
+from syncjob_operator.handlers import LAST_HANDLED
 from syncjob_operator.kube import (
     APPLY_PATCH,
     FIELD_MANAGER,
@@ -283,16 +284,11 @@ class Bench:
             GROUP, VERSION, FLOOR, PLURAL, job.name, {"status": status}, _content_type=MERGE_PATCH
         )
         stamp = now.isoformat()
-        ref = reference(job)  # kopf's involvedObject: apiVersion, kind, namespace, name, uid
         core.create_namespaced_event(
             FLOOR,
             {
                 "metadata": {"generateName": "kopf-event-"},
-                "involvedObject": {
-                    "apiVersion": ref["apiVersion"],
-                    "kind": ref["kind"],
-                    **ref["metadata"],
-                },
+                "involvedObject": kopf.build_object_reference(kopf.Body(obj)),
                 "reason": "Created",
                 "message": f"remote job {remote_id} created",
                 "type": "Normal",

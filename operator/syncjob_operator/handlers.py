@@ -303,8 +303,11 @@ class Handlers:
             started()
         uid = str(body.metadata.uid)
         if type == "DELETED":
+            # Everything kept per object goes here, with or without a finalizer (a SyncJob that
+            # never held a remote job is deleted without the delete handler).
             self.index.remove(uid)
             self._progress_read.pop(uid, None)
+            OBJECT_STATES.states.pop(uid, None)
         else:
             self.index.replace(uid, index_body(body))
 
@@ -474,8 +477,6 @@ class Handlers:
                 )
             self._signal(job, outcome, retry)
         await self._release_secrets(job, logger)
-        OBJECT_STATES.states.pop(job.uid, None)
-        self._progress_read.pop(job.uid, None)
         runtime.claims.forget(job)
 
     async def _release_secrets(self, job: SyncJob, logger: kopf.Logger) -> None:

@@ -9,6 +9,7 @@ import kopf
 from syncjob_operator.drift import Member
 from syncjob_operator.handlers import MEMBER_KEY, HandlerDeps, Handlers
 from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
+from syncjob_operator.metrics import OBJECT_STATES
 from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingStatusWriter, RecordingWriter
 from tests.unit.jobs import ACTIVE, body
 
@@ -106,7 +107,9 @@ async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> 
     await handlers.on_event(body=one, type="MODIFIED")
     assert _names(handlers.index.get(MEMBER_KEY)) == ["listed", "one"]
     assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1")] == ["one"]
+    OBJECT_STATES.set("u1", "AWSIoTTwinMaker", "ACTIVE")  # as its reconcile would
     await handlers.on_event(body=one, type="DELETED")
     assert _names(handlers.index.get(MEMBER_KEY)) == ["listed"]
+    assert "u1" not in OBJECT_STATES.states  # gone from syncjob_objects, finalizer or not
     assert handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1") == []
     assert started == [1]

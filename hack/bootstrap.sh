@@ -7,6 +7,9 @@
 #   - Argo CD (repo-server, application-controller, CLI), built from the Go module proxy, and
 #     Redis unpacked from Debian's packages, for the GitOps tests (tests/e2e/test_gitops.py)
 #   - promtool unpacked from Debian's prometheus package, for the chart's alert rules
+#   - the node tier's Debian packages (buildah, mmdebstrap, containerd, runc, CNI plugins,
+#     iptables): hack/install-debs.sh; kubelet, kube-scheduler, kube-proxy come with the
+#     control-plane build
 # Progress goes to stderr; a warm run takes a few seconds.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +60,7 @@ PY
   mv "$tools.partial" "$tools"
 fi
 
+"$repo/hack/install-debs.sh"
 kube_bins=$("$repo/hack/build-kube-bins.sh")
 argocd_bin=$("$repo/hack/build-argocd.sh")
 checkov_bin=$("$repo/hack/install-checkov.sh")  # chart linter, own venv (tests/chart)

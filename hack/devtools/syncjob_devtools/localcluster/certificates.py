@@ -104,24 +104,35 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+# The one node of the node tier (syncjob_devtools.localnode), as the Node authorizer names it.
+NODE_NAME = "syncjob-node"
+
+
 @dataclass(frozen=True)
 class Pki:
-    """The files in `directory` and the pairs kubeconfigs are made from."""
+    """The files in `directory` and the pairs kubeconfigs are made from. The node's pairs are
+    minted with the rest (a few EC keys) so that a node can join any control plane."""
 
     directory: Path
     ca: KeyPair
     admin: KeyPair
     controller_manager: KeyPair
+    scheduler: KeyPair
+    proxy: KeyPair
+    node: KeyPair
+    kubelet_serving: KeyPair
 
     def path(self, name: str) -> Path:
         return self.directory / name
 
 
-def write_pki(directory: Path) -> Pki:
-    """Mints every certificate and key the control plane needs and writes them (mode 0600)."""
+def write_pki(directory: Path, address: str = "127.0.0.1") -> Pki:
+    """Mints every certificate and key the control plane and its node need and writes them
+    (mode 0600). `address` is where the apiserver listens, named in its serving cert."""
     directory.mkdir(exist_ok=True)
     ca = CertificateAuthority()
-    serving = ca.issue("kube-apiserver", server_names=APISERVER_NAMES, server_ips=APISERVER_IPS)
+    ips = tuple(dict.fromkeys((*APISERVER_IPS, address)))
+    serving = ca.issue("kube-apiserver", server_names=APISERVER_NAMES, server_ips=ips)
     admin = ca.issue("syncjob-admin", organizations=["system:masters"])
     service_accounts = ec.generate_private_key(ec.SECP256R1())
     files = {
@@ -139,4 +150,14 @@ def write_pki(directory: Path) -> Pki:
     for name, data in files.items():
         (directory / name).write_bytes(data)
         (directory / name).chmod(0o600)
-    return Pki(directory, ca.pair, admin, ca.issue("system:kube-controller-manager"))
+    return Pki(
+        directory,
+        ca.pair,
+        admin,
+        controller_manager=ca.issue("system:kube-controller-manager"),
+        # The identities Kubernetes' bootstrap RBAC and the Node authorizer expect.
+        scheduler=ca.issue("system:kube-scheduler"),
+        proxy=ca.issue("system:kube-proxy"),
+        node=ca.issue(f"system:node:{NODE_NAME}", organizations=["system:nodes"]),
+        kubelet_serving=ca.issue(NODE_NAME, server_names=[NODE_NAME], server_ips=[address]),
+    )

@@ -1,5 +1,7 @@
 """The control plane: etcd, then kube-apiserver, then kube-controller-manager, each started
-once the one before answers, on free loopback ports in a work directory of its own."""
+once the one before answers, on free loopback ports in a work directory of its own. With an
+`address` other than loopback (the gateway of the node tier's bridge), kube-apiserver listens
+and advertises there instead, so that Pods reach it through the `kubernetes` Service."""
 
 from __future__ import annotations
 
@@ -32,9 +34,11 @@ class ControlPlane:
 
     workdir: Path | None = None
     keep_workdir: bool = False
+    address: str = "127.0.0.1"
     ready_timeout: float = 90.0
     kubeconfig: Path = field(init=False)
     server: str = field(init=False)
+    pki: Pki = field(init=False)
     _processes: list[Process] = field(default_factory=list, init=False)
     _owns_workdir: bool = field(default=False, init=False)
 
@@ -67,9 +71,9 @@ class ControlPlane:
             raise
 
     def _start_all(self, work: Path) -> None:
-        api_port = free_port()
-        self.server = f"https://127.0.0.1:{api_port}"
-        pki = write_pki(work / "pki")
+        api_port = free_port(self.address)
+        self.server = f"https://{self.address}:{api_port}"
+        self.pki = pki = write_pki(work / "pki", self.address)
         self.kubeconfig = write_kubeconfig(
             work / "admin.kubeconfig", self.server, pki.ca.cert_pem, pki.admin, "admin"
         )
@@ -106,8 +110,8 @@ class ControlPlane:
         argv = [
             "kube-apiserver",
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={port}",
             f"--cert-dir={work / 'apiserver'}",
             f"--tls-cert-file={pki.path('apiserver.crt')}",
@@ -117,7 +121,13 @@ class ControlPlane:
             f"--service-account-key-file={pki.path('sa.pub')}",
             f"--service-account-signing-key-file={pki.path('sa.key')}",
             "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=RBAC",
+            # Node: a kubelet (syncjob_devtools.localnode) reads only its own Pods' objects.
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            # The apiserver reaches a kubelet (logs, exec) at its node's InternalIP, as admin.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki.path('admin.crt')}",
+            f"--kubelet-client-key={pki.path('admin.key')}",
             "--allow-privileged=true",
             "--profiling=false",
         ]
@@ -152,12 +162,9 @@ class ControlPlane:
     def _wait_for(self, what: str, path: str) -> None:
         """Polls the apiserver as the admin until `path` answers 200; fails fast, with the
         logs, when a child exits or the deadline passes."""
-        assert self.workdir is not None
-        pki = self.workdir / "pki"
-        context = _ssl_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
         deadline = time.monotonic() + self.ready_timeout
         last = "no answer yet"
-        with httpx.Client(verify=context, timeout=5) as client:
+        with self.admin_client() as client:
             while time.monotonic() < deadline:
                 self._fail_if_exited(what)
                 try:
@@ -172,6 +179,12 @@ class ControlPlane:
         raise ControlPlaneError(
             f"timed out after {self.ready_timeout}s waiting for {what}: {last}\n{logs}"
         )
+
+    def admin_client(self) -> httpx.Client:
+        """An httpx client that authenticates to the apiserver as the admin."""
+        pki = self.pki
+        context = _ssl_context(pki.path("ca.crt"), pki.path("admin.crt"), pki.path("admin.key"))
+        return httpx.Client(verify=context, timeout=5)
 
     def _fail_if_exited(self, what: str) -> None:
         for proc in self._processes:

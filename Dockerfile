@@ -4,7 +4,8 @@
 # Stage "build" makes a venv from the exact pins in requirements/runtime.lock, then adds this
 # package without resolving anything else; the final stage copies only that venv onto the same
 # slim Python base: no compiler, no pip cache, no source tree. hack/install-package.sh holds the
-# install commands, shared with tests/chart/test_image.py, which replays these steps.
+# install commands. Without a Docker engine, hack/build-image.sh builds this file unchanged with
+# buildah; tests/chart/test_image.py inspects that image and tests/node runs it on a kubelet.
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
 
 FROM ${PYTHON_IMAGE} AS build

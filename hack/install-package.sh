@@ -3,8 +3,7 @@
 # so that Docker caches the dependency layer apart from the source:
 #   hack/install-package.sh deps    VENV SRC   exact pins of SRC/requirements/runtime.lock
 #   hack/install-package.sh package VENV SRC   SRC itself, --no-deps: nothing beyond the lock
-# The Dockerfile runs both; tests/chart/test_image.py replays the Dockerfile's COPY and RUN
-# steps with this script into a venv under a temp dir and runs `syncjob-operator --help`.
+# The Dockerfile runs both.
 set -eu
 step=$1
 venv=$2

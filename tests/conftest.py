@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from syncjob_devtools.localcluster import ControlPlane, ControlPlaneError
+from tests.support.image import BuiltImage, ImageError, build_image
 from tests.support.kube import Cli
 
 
@@ -22,6 +23,16 @@ def control_plane() -> Iterator[ControlPlane]:
         pytest.fail(f"the local control plane did not start: {exc}", pytrace=False)
     yield plane
     plane.stop()
+
+
+@pytest.fixture(scope="session")
+def built_image() -> BuiltImage:
+    """The image from the repository's Dockerfile (hack/build-image.sh), once per session."""
+    try:
+        return build_image()
+    except ImageError as exc:
+        # Never skip: an image that cannot be built has not been tested.
+        pytest.fail(f"the image did not build: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

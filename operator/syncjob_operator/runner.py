@@ -323,4 +323,7 @@ async def _connected(providers: Mapping[ProviderName, Provider]) -> AsyncIterato
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     # Explicit: kopf would otherwise pick a login by which client libraries are importable.
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    # The official client's in-cluster config finds the API server by KUBERNETES_SERVICE_HOST
+    # and _PORT, as client-go does; kopf's own service-account login assumes cluster DNS
+    # (https://kubernetes.default.svc) and fails in a cluster without it.
+    return kopf.login_via_client(**kwargs)

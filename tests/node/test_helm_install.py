@@ -9,6 +9,8 @@ The tests share one release (fixture `release`) and run in file order."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +25,15 @@ from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.localnode import NodeCluster
 from tests.chart.support import CHART, REPO, value_args
 from tests.node.conftest import WORKSPACE
-from tests.support.image import BuiltImage
+from tests.node.fleet import Fleet
+from tests.support.image import BuiltImage, build_image
 from tests.support.kube import Cli, condition, wait_until
 
 pytestmark = pytest.mark.cluster
 
 EXAMPLES = REPO / "examples"
-NAMESPACE, APPS, RELEASE = "syncjob-system", "plant", "syncjob"
+NAMESPACE, APPS, BURST, RELEASE = "syncjob-system", "plant", "burst", "syncjob"
+FLEET_AWS_KEY = ("AKIAEXAMPLEEXAMPLE00", "example-secret-access-key")  # as examples/
 SELECTOR = f"app.kubernetes.io/instance={RELEASE}"
 
 
@@ -64,12 +68,15 @@ def release(
         "providerDefaults": {
             "env": {
                 "AWS_REGION": "us-east-1",
+                # For SyncJobs without credentialsSecretRef (tests/node/fleet.py).
+                "AWS_ACCESS_KEY_ID": FLEET_AWS_KEY[0],
+                "AWS_SECRET_ACCESS_KEY": FLEET_AWS_KEY[1],
                 "SYNCJOB_TWINMAKER_ENDPOINT_URL": pod_emulators.twinmaker_url,
                 "SYNCJOB_TRUTO_BASE_URL": pod_emulators.truto_url,
             }
         },
     }
-    for namespace in (NAMESPACE, APPS):
+    for namespace in (NAMESPACE, APPS, BURST):
         node_kubectl.run("create", "namespace", namespace)
     # --wait: Available only once the kubelet's probes pass in the running Pod.
     node_helm.run(
@@ -85,7 +92,8 @@ def release(
     )
     yield Release(_operator_pod(node_kubectl))
     # The operator must still run to remove the remote jobs and the finalizers.
-    node_kubectl.run("delete", "syncjobs", "--all", "-n", APPS, "--timeout=90s")
+    for namespace in (APPS, BURST):
+        node_kubectl.run("delete", "syncjobs", "--all", "-n", namespace, "--timeout=180s")
     node_helm.run("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", timeout=180)
 
 
@@ -164,3 +172,139 @@ def test_security_context_as_the_runtime_applies_it(
     log = node_kubectl.run("logs", "-n", NAMESPACE, release.name).stdout
     for error in ("Read-only file system", "Permission denied"):
         assert error not in log
+
+
+def _kill_container(node: NodeCluster, container_id: str) -> None:
+    """SIGKILL from the runtime: the operator gets no chance to clean up."""
+    node.node.containerd.ctr("tasks", "kill", "--signal=SIGKILL", container_id)
+
+
+def _running_operator_pods(kubectl: Cli) -> list[str]:
+    pods = kubectl.json("get", "pods", "-n", NAMESPACE, "-l", SELECTOR)["items"]
+    return [
+        p["metadata"]["name"]
+        for p in pods
+        if any("running" in c.get("state", {}) for c in p["status"].get("containerStatuses", []))
+    ]
+
+
+def test_operator_killed_in_a_burst_loses_and_duplicates_nothing(
+    release: Release, node: NodeCluster, node_kubectl: Cli, pod_emulators: RunningEmulators
+) -> None:
+    """100 SyncJobs, half Truto with identical content: the operator's container SIGKILLed
+    mid-burst (the kubelet restarts it), then its Pod deleted (the ReplicaSet makes a new one).
+    Every SyncJob ends Ready with its own remote job, and no remote job is left over."""
+    fleet = Fleet(node_kubectl, pod_emulators, BURST, "burst")
+    fleet.apply()
+    wait_until(lambda: fleet.ready() >= 10, timeout=120, what="the burst under way")
+    _kill_container(node, release.container_id)
+    wait_until(
+        lambda: (
+            _operator_pod(node_kubectl)["status"]["containerStatuses"][0]["restartCount"] == 1
+            and _running_operator_pods(node_kubectl)
+        ),
+        timeout=120,
+        what="the kubelet to restart the killed container",
+    )
+    node_kubectl.run("delete", "pod", "-n", NAMESPACE, release.name, "--wait=false")
+    wait_until(
+        lambda: [p for p in _running_operator_pods(node_kubectl) if p != release.name],
+        timeout=120,
+        what="a new operator Pod",
+    )
+    fleet.wait_ready(timeout=300)
+    assert fleet.ownership_problems() == []
+
+
+def _apiserver_writes(node: NodeCluster) -> dict[str, float]:
+    """The API server's own count of writes, by `VERB resource`."""
+    with node.plane.admin_client() as client:
+        text = client.get(f"{node.plane.server}/metrics").text
+    writes: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            verb = sample.labels.get("verb", "")
+            if sample.name.endswith("_total") and verb in ("POST", "PUT", "PATCH", "DELETE"):
+                key = f"{verb} {sample.labels.get('resource', '')}"
+                writes[key] = writes.get(key, 0) + sample.value
+    return writes
+
+
+def test_helm_upgrade_to_a_new_image_and_value(
+    release: Release,
+    node: NodeCluster,
+    node_kubectl: Cli,
+    node_helm: Cli,
+    pod_emulators: RunningEmulators,
+    operator_image: BuiltImage,
+) -> None:
+    """The settled burst stays as it is through `helm upgrade` to a rebuilt image with a new
+    tag and a changed value: Recreate never runs two operators at once, the new one adopts
+    every SyncJob without a remote write or a status write."""
+    fleet = Fleet(node_kubectl, pod_emulators, BURST, "burst")
+    assert fleet.ready() == 100
+    upgraded = build_image(tag=f"{operator_image.reference.rsplit(':', 1)[1]}-upgrade")
+    node.node.load_image(upgraded.archive)
+    before = _apiserver_writes(node)
+    overlaps: list[list[str]] = []
+    done = threading.Event()
+
+    def watch_pods() -> None:
+        while not done.is_set():
+            running = _running_operator_pods(node_kubectl)
+            if len(running) > 1:
+                overlaps.append(running)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_pods, daemon=True)
+    watcher.start()
+    try:
+        node_helm.run(
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            f"image.tag={upgraded.reference.rsplit(':', 1)[1]}",
+            "--set",
+            "operator.resyncSeconds=90",
+            "--wait",
+            "--timeout=180s",
+            timeout=240,
+        )
+    finally:
+        done.set()
+        watcher.join()
+    pod = _operator_pod(node_kubectl)
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["image"] == upgraded.reference
+    (container,) = pod["spec"]["containers"]
+    assert "--resync-seconds=90" in container["args"]
+    assert overlaps == [], "two operator Pods ran at once"
+    # One drift pass of the new operator over every scope, then count.
+    wait_until(
+        lambda: _metric(pod, "syncjob_drift_pass_duration_seconds_count") >= 1,
+        timeout=120,
+        what="the new operator's first drift pass",
+    )
+    after = _apiserver_writes(node)
+    caused = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+    print(f"API writes caused by the upgrade: {caused}")
+    syncjob_writes = {k: v for k, v in caused.items() if k.endswith(" syncjobs")}
+    assert syncjob_writes == {}, caused
+    assert fleet.ready() == 100
+    assert fleet.ownership_problems() == []
+
+
+def _metric(pod: dict[str, Any], name: str) -> float:
+    text = httpx.get(f"http://{pod['status']['podIP']}:8080/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )

@@ -735,8 +735,12 @@ def register(
     )(handlers.secret_event)
 
 
-def configure_settings(settings: kopf.OperatorSettings, *, exact_namespaces: bool = False) -> None:
+def configure_settings(
+    settings: kopf.OperatorSettings, *, exact_namespaces: bool = False, peering_lifetime: int = 60
+) -> None:
     """All kopf settings in one place; each non-default says why."""
+    # The user's trade-off between failover time and keep-alive writes (--peering-lifetime).
+    settings.peering.lifetime = peering_lifetime
     # No worker limit (settings.queueing.worker_limit). A worker keeps its slot while its
     # object waits out a kopf retry or settles, so in a provider outage retrying objects would
     # hold every slot and starve the rest; and 1,000 did not lower a 10,000-object burst's peak

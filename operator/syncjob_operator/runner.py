@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -61,6 +62,24 @@ def _labels(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
+SENIORITY = "seniority"
+
+
+def _priority(text: str) -> int:
+    """An integer, or `seniority`: minus this process's start time in milliseconds, so that the
+    longest-running peer outranks every later one. Replicas of one Deployment then never tie
+    (kopf pauses all peers of equal priority): the first is active, later ones stand by and
+    take over in the order they started."""
+    if text == SENIORITY:
+        return -(time.time_ns() // 1_000_000)
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or {SENIORITY!r}, got {text!r}"
+        ) from None
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     timing = Timing()
@@ -90,7 +109,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("SYNCJOB_PEERING") or None,
         help="kopf peering name for HA with priorities; default: standalone",
     )
-    parser.add_argument("--priority", type=int, default=int(env("SYNCJOB_PRIORITY", "0")))
+    parser.add_argument(
+        "--priority",
+        type=_priority,
+        default=env("SYNCJOB_PRIORITY", "0"),
+        help=f"peering priority: an integer, or {SENIORITY!r} (the oldest peer works)",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(env("SYNCJOB_PEERING_LIFETIME", "60")),
+        help="seconds a peer counts as alive after its last keep-alive: how long a standby"
+        " waits for a peer that died without saying goodbye",
+    )
     parser.add_argument(
         "--log-format", choices=["plain", "json"], default=env("SYNCJOB_LOG_FORMAT", "plain")
     )
@@ -288,7 +319,9 @@ async def _run(args: argparse.Namespace) -> None:
         exact = exact_namespaces(args.namespaces)
 
         async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
-            configure_settings(settings, exact_namespaces=exact)
+            configure_settings(
+                settings, exact_namespaces=exact, peering_lifetime=args.peering_lifetime
+            )
 
         kopf.on.startup(registry=registry, id="configure")(configure)
         kopf.on.login(registry=registry)(_login)

@@ -363,6 +363,12 @@ def test_peering() -> None:
     (role,) = find(namespaced, "Role")
     assert any(r["resources"] == ["kopfpeerings"] for r in role["rules"])
     # A second release joining the first one's peering does not create the object.
+    # Replicas with a hot standby: the oldest process works (the operator reads "seniority").
+    replicas = {"replicaCount": 2, "peering": {"enabled": True, "priority": "seniority",
+                                               "lifetimeSeconds": 20}}  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(helm(*template_args(replicas)).stdout) if d]
+    assert deployment(docs)["spec"]["replicas"] == 2
+    assert {"--priority=seniority", "--peering-lifetime=20"} <= set(_container(docs)["args"])
     joining = {**VALUE_SETS["peering"], "peering": {"enabled": True, "create": False}}
     docs = [d for d in yaml.safe_load_all(helm(*template_args(joining)).stdout) if d]
     assert not find(docs, "ClusterKopfPeering")
@@ -430,7 +436,16 @@ def test_minimal_install_uses_what_exists() -> None:
     ("values", "message"),
     [
         ({"replicas": 2}, "additional properties 'replicas' not allowed"),
-        ({"replicaCount": 2}, "/replicaCount"),
+        (
+            {"replicaCount": 2},
+            "replicaCount > 1 needs peering.enabled=true and peering.priority=seniority",
+        ),
+        (
+            {"replicaCount": 2, "peering": {"enabled": True, "priority": 100}},
+            "replicaCount > 1 needs peering.enabled=true and peering.priority=seniority",
+        ),
+        ({"peering": {"priority": "oldest"}}, "/peering/priority"),
+        ({"peering": {"lifetimeSeconds": 5}}, "/peering/lifetimeSeconds"),
         ({"operator": {"logFormat": "xml"}}, "value must be one of 'json', 'plain'"),
         ({"watchNamespaces": ["team-*"]}, "does not match pattern"),
         ({"watchNamespaces": "team-a"}, "/watchNamespaces"),

@@ -23,9 +23,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from syncjob_devtools.emulators.admin import twinmaker_client
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.localnode import NodeCluster
-from tests.chart.support import CHART, REPO, value_args
+from tests.chart.support import CHART, REPO
 from tests.node.conftest import WORKSPACE
 from tests.node.fleet import Fleet
+from tests.node.release import (
+    chart_values,
+    container_id,
+    install,
+    kill_container,
+    operator_pods,
+    pod_metric,
+    running,
+)
 from tests.support.image import BuiltImage, build_image
 from tests.support.kube import Cli, condition, wait_until
 
@@ -33,7 +42,6 @@ pytestmark = pytest.mark.cluster
 
 EXAMPLES = REPO / "examples"
 NAMESPACE, APPS, BURST, RELEASE = "syncjob-system", "plant", "burst", "syncjob"
-FLEET_AWS_KEY = ("AKIAEXAMPLEEXAMPLE00", "example-secret-access-key")  # as examples/
 SELECTOR = f"app.kubernetes.io/instance={RELEASE}"
 
 
@@ -45,51 +53,19 @@ class Release:
     def name(self) -> str:
         return str(self.pod["metadata"]["name"])
 
-    @property
-    def container_id(self) -> str:
-        (status,) = self.pod["status"]["containerStatuses"]
-        return str(status["containerID"]).removeprefix("containerd://")
-
 
 def _operator_pod(kubectl: Cli) -> dict[str, Any]:
-    (pod,) = kubectl.json("get", "pods", "-n", NAMESPACE, "-l", SELECTOR)["items"]
-    return dict(pod)
+    (pod,) = operator_pods(kubectl, NAMESPACE, RELEASE)
+    return pod
 
 
 @pytest.fixture(scope="module")
 def release(
     node_kubectl: Cli, node_helm: Cli, operator_image: BuiltImage, pod_emulators: RunningEmulators
 ) -> Iterator[Release]:
-    repository, tag = operator_image.reference.rsplit(":", 1)
-    # The chart's default repository, as the kubelet normalises it.
-    assert repository == "docker.io/library/syncjob-operator"
-    values = {
-        "image": {"tag": tag, "pullPolicy": "Never"},
-        "providerDefaults": {
-            "env": {
-                "AWS_REGION": "us-east-1",
-                # For SyncJobs without credentialsSecretRef (tests/node/fleet.py).
-                "AWS_ACCESS_KEY_ID": FLEET_AWS_KEY[0],
-                "AWS_SECRET_ACCESS_KEY": FLEET_AWS_KEY[1],
-                "SYNCJOB_TWINMAKER_ENDPOINT_URL": pod_emulators.twinmaker_url,
-                "SYNCJOB_TRUTO_BASE_URL": pod_emulators.truto_url,
-            }
-        },
-    }
-    for namespace in (NAMESPACE, APPS, BURST):
-        node_kubectl.run("create", "namespace", namespace)
-    # --wait: Available only once the kubelet's probes pass in the running Pod.
-    node_helm.run(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        *value_args(values),
-        "--wait",
-        "--timeout=180s",
-        timeout=240,
-    )
+    node_kubectl.run("create", "namespace", BURST)
+    install(node_helm, RELEASE, NAMESPACE, chart_values(pod_emulators, operator_image))
+    node_kubectl.run("create", "namespace", APPS)
     yield Release(_operator_pod(node_kubectl))
     # The operator must still run to remove the remote jobs and the finalizers.
     for namespace in (APPS, BURST):
@@ -161,7 +137,9 @@ def test_metrics_are_scraped_from_the_pod_ip(release: Release) -> None:
 def test_security_context_as_the_runtime_applies_it(
     release: Release, node: NodeCluster, node_kubectl: Cli
 ) -> None:
-    spec = json.loads(node.node.containerd.ctr("containers", "info", release.container_id))["Spec"]
+    spec = json.loads(node.node.containerd.ctr("containers", "info", container_id(release.pod)))[
+        "Spec"
+    ]
     process = spec["process"]
     assert (process["user"]["uid"], process["user"]["gid"]) == (10001, 10001)
     assert process["noNewPrivileges"] is True
@@ -174,18 +152,8 @@ def test_security_context_as_the_runtime_applies_it(
         assert error not in log
 
 
-def _kill_container(node: NodeCluster, container_id: str) -> None:
-    """SIGKILL from the runtime: the operator gets no chance to clean up."""
-    node.node.containerd.ctr("tasks", "kill", "--signal=SIGKILL", container_id)
-
-
 def _running_operator_pods(kubectl: Cli) -> list[str]:
-    pods = kubectl.json("get", "pods", "-n", NAMESPACE, "-l", SELECTOR)["items"]
-    return [
-        p["metadata"]["name"]
-        for p in pods
-        if any("running" in c.get("state", {}) for c in p["status"].get("containerStatuses", []))
-    ]
+    return [p["metadata"]["name"] for p in running(operator_pods(kubectl, NAMESPACE, RELEASE))]
 
 
 def test_operator_killed_in_a_burst_loses_and_duplicates_nothing(
@@ -197,7 +165,7 @@ def test_operator_killed_in_a_burst_loses_and_duplicates_nothing(
     fleet = Fleet(node_kubectl, pod_emulators, BURST, "burst")
     fleet.apply()
     wait_until(lambda: fleet.ready() >= 10, timeout=120, what="the burst under way")
-    _kill_container(node, release.container_id)
+    kill_container(node, release.pod)
     wait_until(
         lambda: (
             _operator_pod(node_kubectl)["status"]["containerStatuses"][0]["restartCount"] == 1
@@ -287,7 +255,7 @@ def test_helm_upgrade_to_a_new_image_and_value(
     assert overlaps == [], "two operator Pods ran at once"
     # One drift pass of the new operator over every scope, then count.
     wait_until(
-        lambda: _metric(pod, "syncjob_drift_pass_duration_seconds_count") >= 1,
+        lambda: pod_metric(pod, "syncjob_drift_pass_duration_seconds_count") >= 1,
         timeout=120,
         what="the new operator's first drift pass",
     )
@@ -298,13 +266,3 @@ def test_helm_upgrade_to_a_new_image_and_value(
     assert syncjob_writes == {}, caused
     assert fleet.ready() == 100
     assert fleet.ownership_problems() == []
-
-
-def _metric(pod: dict[str, Any], name: str) -> float:
-    text = httpx.get(f"http://{pod['status']['podIP']}:8080/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    )

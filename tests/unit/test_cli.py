@@ -1,8 +1,10 @@
-"""`syncjob-operator run` flags: counts of concurrent work must be at least one."""
+"""`syncjob-operator run` flags: counts of concurrent work must be at least one; peering
+priorities are integers or seniority."""
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import pytest
 
@@ -29,3 +31,16 @@ def test_counts_below_one_are_refused_naming_the_flag(
     with pytest.raises(SystemExit):
         _parse(f"{flag}={value}")
     assert f"argument {flag}: expected a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_priority_is_an_integer_or_seniority(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _parse().priority == 0
+    assert _parse("--priority=100").priority == 100
+    # Seniority: a replica started later ranks lower, so replicas never tie.
+    older = _parse("--priority=seniority").priority
+    time.sleep(0.002)
+    younger = _parse("--priority=seniority").priority
+    assert older > younger
+    with pytest.raises(SystemExit):
+        _parse("--priority=high")
+    assert "expected an integer or 'seniority', got 'high'" in capsys.readouterr().err

@@ -128,6 +128,9 @@ Neither part contains a dot, so the name is unambiguous; a DNS subdomain, up to 
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled: the ServiceMonitor scrapes that Service" -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not (and .Values.peering.enabled (eq (toString .Values.peering.priority) "seniority"))) -}}
+{{- fail "replicaCount > 1 needs peering.enabled=true and peering.priority=seniority: replicas of equal priority all pause, and standalone ones would all act" -}}
+{{- end -}}
 {{- if eq (int .Values.metrics.port) (int .Values.health.port) -}}
 {{- fail "metrics.port and health.port must differ" -}}
 {{- end -}}

@@ -68,6 +68,7 @@ class DriftPass:
         resync: Callable[[Member], Awaitable[None]],
         before_pass: Callable[[], Awaitable[None]] | None = None,
         concurrency: int = 16,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._period = period
         self._members = members
@@ -75,11 +76,12 @@ class DriftPass:
         self._resync = resync
         self._before_pass = before_pass
         self._concurrency = concurrency
+        self._sleep = sleep  # a test's clock can stand in for the event loop's
 
     async def run(self) -> None:
         """Sweeps once per period, forever; start it once the index is complete."""
         while True:
-            await asyncio.sleep(self._period)
+            await self._sleep(self._period)
             started = time.monotonic()
             try:
                 if self._before_pass is not None:

@@ -55,6 +55,32 @@ async def test_one_walk_per_scope_its_members_in_turn_and_failures_contained() -
     assert [name for name in order if name.startswith("a")] == ["a1", "a2", "a3"]
 
 
+class _SteppedClock:
+    """Stands in for asyncio.sleep: each sleep waits until the test lets one period pass."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+        self._asleep = asyncio.Condition()
+        self._ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def sleep(self, seconds: float) -> None:
+        async with self._asleep:
+            self.slept.append(seconds)
+            self._asleep.notify_all()
+        await self._ticks.get()
+
+    async def asleep(self, times: int) -> None:
+        """Returns once the loop has gone to sleep `times` times in all."""
+        async with self._asleep:
+            await self._asleep.wait_for(lambda: len(self.slept) >= times)
+
+    async def tick(self) -> None:
+        """One period passes: the sleeping loop wakes, and this returns once it sleeps again."""
+        sleeps = len(self.slept)
+        self._ticks.put_nowait(None)
+        await self.asleep(sleeps + 1)
+
+
 async def test_a_pass_runs_once_per_period(monkeypatch: pytest.MonkeyPatch) -> None:
     walked: list[str] = []
     collections: list[int] = []  # a full collection after each pass (counted, not run here)
@@ -64,15 +90,43 @@ async def test_a_pass_runs_once_per_period(monkeypatch: pytest.MonkeyPatch) -> N
         walked.append(member.job.name)
 
     members = [_member("a1", "plant-a")]
-    drift = DriftPass(period=0.05, members=lambda: members, scope_of=_scope, resync=resync)
+    clock = _SteppedClock()
+    drift = DriftPass(
+        period=60, members=lambda: members, scope_of=_scope, resync=resync, sleep=clock.sleep
+    )
     task = asyncio.create_task(drift.run())
-    await asyncio.sleep(0.02)
+    await clock.asleep(1)
     assert walked == []  # the first pass waits one period
-    await asyncio.sleep(0.16)
+    for passes in (1, 2, 3):
+        await clock.tick()
+        assert walked == ["a1"] * passes
+        assert len(collections) == passes
+    assert clock.slept == [60, 60, 60, 60]  # one period before each pass, and before the next
     task.cancel()
-    assert 2 <= len(walked) <= 4
-    assert set(walked) == {"a1"}
-    assert len(walked) - 1 <= len(collections) <= len(walked)  # the last may be cut short
+
+
+async def test_a_failed_pass_does_not_end_the_loop() -> None:
+    calls: list[int] = []
+
+    async def broken_before_pass() -> None:
+        calls.append(1)
+        raise RuntimeError("the API server is away")
+
+    clock = _SteppedClock()
+    drift = DriftPass(
+        period=60,
+        members=list,
+        scope_of=_scope,
+        resync=lambda member: asyncio.sleep(0),
+        before_pass=broken_before_pass,
+        sleep=clock.sleep,
+    )
+    task = asyncio.create_task(drift.run())
+    await clock.asleep(1)
+    await clock.tick()
+    await clock.tick()
+    assert len(calls) == 2
+    task.cancel()
 
 
 def test_a_member_keeps_its_status_whole_and_parses_as_its_body_does() -> None:

@@ -22,7 +22,7 @@ from syncjob_operator import reconcile
 from syncjob_operator.drift import Member
 from syncjob_operator.index import ObjectIndex
 from syncjob_operator.keyedlocks import KeyedLocks
-from syncjob_operator.kube import GROUP, KIND, LIST_PAGE_SIZE, PLURAL, VERSION
+from syncjob_operator.kube import GROUP, KIND, LIST_PAGE_SIZE, PLURAL, UNREACHABLE, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
     RECONCILE_SECONDS,
@@ -615,7 +615,7 @@ def events(
                     True,
                 )
             )
-        else:
+        elif error.code != UNREACHABLE:  # an Event cannot reach an API server that is away
             reason = "RemoteCallFailed" if error.retryable else "TerminalError"
             found.append(Event(reason, condition_message(status, SYNCED) or str(error), True))
     prior_state = (prior.get("remote") or {}).get("state")

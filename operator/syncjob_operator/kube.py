@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -47,6 +48,17 @@ FIELD_MANAGER = "syncjob-operator"
 LIST_PAGE_SIZE = 500
 
 T = TypeVar("T")
+UNREACHABLE = "KubernetesUnreachable"
+
+
+def unreachable(error: urllib3.exceptions.HTTPError) -> ProviderError:
+    """A request the API server did not answer (refused, reset, timed out): retryable, named by
+    the transport's error class, once, here. The official client raises urllib3's errors as
+    they are (MaxRetryError chaining the one that ended its retries)."""
+    cause = getattr(error, "reason", None) or error
+    return ProviderError(
+        UNREACHABLE, f"the API server did not answer ({type(cause).__name__})", retryable=True
+    )
 
 
 class KubeCalls:
@@ -59,7 +71,12 @@ class KubeCalls:
 
     async def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(call, *args, **kwargs)
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise unreachable(error) from None  # the class says it all: no chained traceback
 
     async def secret(
         self, namespace: str, name: str, *, patch: list[dict[str, Any]] | None = None

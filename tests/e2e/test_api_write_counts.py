@@ -14,7 +14,13 @@ import pytest
 from syncjob_devtools.apicounts import api_writes, operator_writes, wait_for_drift_passes
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import OperatorProcess
-from tests.e2e.conftest import Emulators, start_operator, token_secret, truto_job, twinmaker_job
+from tests.e2e.conftest import (
+    Emulators,
+    start_quick_operator,
+    token_secret,
+    truto_job,
+    twinmaker_job,
+)
 from tests.support.kube import Cli, condition, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -32,13 +38,8 @@ def counted_operator(
     """An operator of this namespace alone: the cluster-wide counts are then its writes and the
     test's own. The first syncProgress read is a real status change, once per TwinMaker job,
     that the benchmark counts apart (its settle phase): not read here."""
-    process = start_operator(
-        control_plane,
-        emulators,
-        tmp_path,
-        resync_seconds=2.0,
-        poll_seconds=0.3,
-        extra_args=["--namespace", namespace, "--sync-progress-pages=0"],
+    process = start_quick_operator(
+        control_plane, emulators, tmp_path, f"--namespace={namespace}", "--sync-progress-pages=0"
     )
     yield process
     process.stop()

@@ -12,6 +12,7 @@ import pytest
 
 from syncjob_operator.drift import DriftPass, Member
 from syncjob_operator.model import PAUSED_ANNOTATION, RUN_ANNOTATION, PendingCreate, SyncJob
+from syncjob_operator.providers.base import ProviderError
 from tests.unit.jobs import TWINMAKER_SPEC, body
 
 
@@ -127,6 +128,48 @@ async def test_a_failed_pass_does_not_end_the_loop() -> None:
     await clock.tick()
     assert len(calls) == 2
     task.cancel()
+
+
+async def test_an_error_no_object_escapes_ends_the_pass_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    members = [_member(f"a{i}", f"plant-{i}") for i in range(5)]
+    tried: list[str] = []
+
+    async def resync(member: Member) -> None:
+        tried.append(member.job.name)
+        raise ProviderError(
+            "KubernetesUnreachable", "the API server did not answer", retryable=True
+        )
+
+    drift = DriftPass(
+        period=60,
+        members=lambda: members,
+        scope_of=_scope,
+        resync=resync,
+        concurrency=1,
+        ends_pass=lambda error: error.code == "KubernetesUnreachable",
+    )
+    with pytest.raises(ProviderError):
+        await drift.sweep()
+    assert tried == ["a0"]  # the others were not tried
+    assert caplog.records == []  # the pass's caller logs it, once
+
+
+async def test_a_classified_error_of_one_object_is_one_line_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def resync(member: Member) -> None:
+        raise ProviderError("SecretNotFound", "Secret ns/s does not exist", retryable=False)
+
+    members = [_member("a1", "plant-a"), _member("b1", "plant-b")]
+    drift = DriftPass(period=60, members=lambda: members, scope_of=_scope, resync=resync)
+    assert await drift.sweep() == 2
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        f"drift check of ns/{name} failed: SecretNotFound: Secret ns/s does not exist"
+        for name in ("a1", "b1")
+    ]
+    assert [r.exc_info for r in caplog.records] == [None, None]
 
 
 def test_a_member_keeps_its_status_whole_and_parses_as_its_body_does() -> None:

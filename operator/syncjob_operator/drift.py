@@ -67,7 +67,6 @@ class DriftPass:
         members: Callable[[], Iterable[Member]],
         scope_of: Callable[[SyncJob], Awaitable[Hashable]],
         resync: Callable[[Member], Awaitable[None]],
-        before_pass: Callable[[], Awaitable[None]] | None = None,
         concurrency: int = 16,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         ends_pass: Callable[[ProviderError], bool] = lambda error: False,
@@ -78,7 +77,6 @@ class DriftPass:
         self._members = members
         self._scope_of = scope_of
         self._resync = resync
-        self._before_pass = before_pass
         self._concurrency = concurrency
         self._sleep = sleep  # a test's clock can stand in for the event loop's
         self._ends_pass = ends_pass
@@ -89,8 +87,6 @@ class DriftPass:
             await self._sleep(self._period)
             started = time.monotonic()
             try:
-                if self._before_pass is not None:
-                    await self._before_pass()
                 scopes = await self.sweep()
             except ProviderError as error:  # classified: its code and message say enough
                 log.warning("drift pass failed: %s; the next one runs in %ss", error, self._period)

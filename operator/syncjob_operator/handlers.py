@@ -11,7 +11,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -298,8 +306,7 @@ class Handlers:
         """Indexes SyncJobs listed before kopf starts: complete before any handler runs."""
         for raw in bodies:
             body = kopf.Body(cast(kopf.RawBody, raw))
-            where = (str(body.metadata.namespace), str(body.metadata.name))
-            self.index.prefill(str(body.metadata.uid), where, index_body(body))
+            self.index.replace(str(body.metadata.uid), index_body(body))
 
     async def on_event(self, body: kopf.Body, type: str | None, **_: Any) -> None:
         """Keeps the index current; kopf runs it before the object's change handlers."""
@@ -308,13 +315,26 @@ class Handlers:
             started()
         uid = str(body.metadata.uid)
         if type == "DELETED":
-            # Everything kept per object goes here, with or without a finalizer (a SyncJob that
-            # never held a remote job is deleted without the delete handler).
-            self.index.remove(uid)
-            self._progress_read.pop(uid, None)
-            OBJECT_STATES.states.pop(uid, None)
+            self._forget(uid)
         else:
             self.index.replace(uid, index_body(body))
+
+    def forget_unlisted(self, namespace: str | None, listed: Collection[str]) -> None:
+        """After kopf listed SyncJobs (in `namespace`; None: all), at start-up or again after its
+        watch was away: drops what is kept of the objects the listing did not return. They were
+        deleted meanwhile, and kopf sends no DELETED event for them."""
+        for member in list(self.index.get(MEMBER_KEY)):
+            job = member.job
+            if job.uid not in listed and namespace in (None, job.namespace):
+                self._forget(job.uid)
+                self.runtime.claims.forget(job)
+
+    def _forget(self, uid: str) -> None:
+        # Everything kept per object goes here, with or without a finalizer (a SyncJob that never
+        # held a remote job is deleted without the delete handler).
+        self.index.remove(uid)
+        self._progress_read.pop(uid, None)
+        OBJECT_STATES.states.pop(uid, None)
 
     async def on_change(
         self,

@@ -23,7 +23,7 @@ import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
+from syncjob_operator.index import exact_namespaces, watched
 from syncjob_operator.keyedlocks import KeyedLocks
 from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
@@ -162,22 +162,6 @@ async def list_syncjobs(
             token = page["metadata"].get("continue")
             if not token:
                 break
-
-
-async def drop_vanished(kube: KubeCalls, index: ObjectIndex) -> None:
-    """Drops the index entries of SyncJobs the startup LIST found and kopf never reported:
-    deleted before kopf's own listing. Each is read once per pass until kopf reports it."""
-    for uid, (namespace, name) in list(index.unconfirmed.items()):
-        try:
-            call = kube.custom.get_namespaced_custom_object
-            found = cast(dict[str, Any], await kube(call, GROUP, VERSION, namespace, PLURAL, name))
-            gone = found["metadata"]["uid"] != uid
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            gone = True
-        if gone and uid in index.unconfirmed:
-            index.remove(uid)
 
 
 SECRET_HOLD = "syncjob.dev/secret-in-use"

@@ -32,12 +32,13 @@ from syncjob_operator.handlers import (
 )
 from syncjob_operator.index import exact_namespaces
 from syncjob_operator.kube import (
+    GROUP,
+    PLURAL,
     UNREACHABLE,
     KubeCalls,
     KubeIdentityWriter,
     KubeSecrets,
     KubeStatusWriter,
-    drop_vanished,
     list_syncjobs,
     secret_hold,
     wait_until_served,
@@ -296,7 +297,6 @@ async def _run(args: argparse.Namespace) -> None:
             reconciles=asyncio.Semaphore(args.max_concurrent_reconciles),
         )
         registry = kopf.OperatorRegistry()
-        slimwatch.install()
         drift_tasks: list[asyncio.Task[None]] = []
         # Started by the first event handled, where kopf's Event posting is in context (the
         # task inherits it); cancelled by kopf's cleanup.
@@ -304,12 +304,14 @@ async def _run(args: argparse.Namespace) -> None:
             runtime, on_started=lambda: drift_tasks.append(asyncio.create_task(drift.run()))
         )
         register(registry, handlers, labels=args.selector)
+        # Every listing kopf makes of SyncJobs, the first one and each after its watch was away,
+        # tells which objects are gone without an event (the prefilled index's too).
+        slimwatch.install({(GROUP, PLURAL): handlers.forget_unlisted})
         drift = DriftPass(
             period=timing.resync_seconds,
             members=handlers.due_members,
             scope_of=lambda job: runtime.providers[job.spec.provider].scope(job),
             resync=handlers.resync,
-            before_pass=lambda: drop_vanished(kube, handlers.index),
             ends_pass=lambda error: error.code == UNREACHABLE,
         )
 

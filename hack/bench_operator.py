@@ -50,6 +50,12 @@ import kopf
 import yaml
 from kubernetes import client, config, watch
 
+from syncjob_devtools.apicounts import (
+    api_writes,
+    drift_passes,
+    operator_writes,
+    wait_for_drift_passes,
+)
 from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.emulators.truto import TrutoConfig
@@ -78,14 +84,7 @@ from syncjob_operator.status import READY, compute_status, condition_status
 
 NAMESPACE, BASELINE, FLOOR = "bench", "baseline", "floor"
 INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync
-WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
-# What the operator writes; kube-controller-manager's leases and endpoints are left out.
-OPERATOR_RESOURCES = ("syncjobs", "events", "secrets")
-# The user's own writes in the ready phase: kubectl creating the SyncJobs and the Secret.
-USER_WRITES = ("POST syncjobs", "POST secrets")
 READY_DEADLINE_SECONDS = 3600
-_REQUESTS = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def manifests(jobs: int) -> str:
@@ -169,23 +168,8 @@ class Bench:
         return done.stdout
 
     def writes(self) -> Counter[str]:
-        """Writes to SyncJobs, Events and Secrets so far, by verb and resource[/subresource]:
-        the API server's own count (apiserver_request_total)."""
-        counts: Counter[str] = Counter()
-        for line in self.run("get", "--raw", "/metrics").splitlines():
-            found = _REQUESTS.match(line)
-            if not found:
-                continue
-            labels = dict(_LABEL.findall(found["labels"]))
-            if labels.get("verb") not in WRITE_VERBS:
-                continue
-            resource = labels.get("resource", "")
-            if resource not in OPERATOR_RESOURCES:
-                continue
-            if labels.get("subresource"):
-                resource += "/" + labels["subresource"]
-            counts[f"{labels['verb']} {resource}"] += int(float(found["value"]))
-        return counts
+        """Writes to SyncJobs, Events and Secrets so far (apicounts.api_writes)."""
+        return api_writes(self.run("get", "--raw", "/metrics"))
 
     def remote_calls(self) -> Counter[str]:
         calls: Counter[str] = Counter()
@@ -344,23 +328,6 @@ def rate_limited(metrics: str) -> int:
     return int(sum(float(n) for n in re.findall(pattern, metrics, re.M)))
 
 
-def drift_passes(metrics: str) -> int:
-    """Drift passes the operator has completed (syncjob_drift_pass_duration_seconds_count)."""
-    found = re.search(r"^syncjob_drift_pass_duration_seconds_count (\S+)$", metrics, re.M)
-    return int(float(found[1])) if found else 0
-
-
-def wait_for_drift_passes(operator: OperatorProcess, more: int, deadline: float) -> bool:
-    """Waits until `more` drift passes beyond those done now have completed; False if the
-    deadline came first. Two passes: the second one started after this call."""
-    target = drift_passes(operator.metrics()) + more
-    while drift_passes(operator.metrics()) < target:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(1)
-    return True
-
-
 def per(counts: Counter[str], n: float) -> dict[str, float]:
     return {key: round(value / n, 3) for key, value in sorted(counts.items()) if value}
 
@@ -459,9 +426,7 @@ def main() -> None:
             "ready_per_second": round(total / ready_seconds, 1),
             "ratio_to_baseline": round(ready_seconds / report["baseline"]["baseline_seconds"], 2),
             "api_writes_per_object": round(sum(ready_writes.values()) / total, 2),
-            "operator_api_writes_per_object": round(
-                sum(v for k, v in ready_writes.items() if k not in USER_WRITES) / total, 2
-            ),
+            "operator_api_writes_per_object": round(operator_writes(ready_writes) / total, 2),
             "api_writes_per_object_by_kind": per(ready_writes, total),
             "remote_calls_per_object": round(sum(ready_calls.values()) / total, 2),
             "remote_calls_per_object_by_kind": per(ready_calls, total),

@@ -22,6 +22,7 @@ from typing import Any
 
 from syncjob_operator.metrics import DRIFT_PASS_SCOPES, DRIFT_PASS_SECONDS
 from syncjob_operator.model import SyncJob
+from syncjob_operator.providers.base import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +67,30 @@ class DriftPass:
         members: Callable[[], Iterable[Member]],
         scope_of: Callable[[SyncJob], Awaitable[Hashable]],
         resync: Callable[[Member], Awaitable[None]],
-        before_pass: Callable[[], Awaitable[None]] | None = None,
         concurrency: int = 16,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        ends_pass: Callable[[ProviderError], bool] = lambda error: False,
     ) -> None:
+        """`ends_pass` tells the errors that no other object of the pass can escape (the API
+        server is away): the first one ends the pass, in one log line, not one per object."""
         self._period = period
         self._members = members
         self._scope_of = scope_of
         self._resync = resync
-        self._before_pass = before_pass
         self._concurrency = concurrency
+        self._sleep = sleep  # a test's clock can stand in for the event loop's
+        self._ends_pass = ends_pass
 
     async def run(self) -> None:
         """Sweeps once per period, forever; start it once the index is complete."""
         while True:
-            await asyncio.sleep(self._period)
+            await self._sleep(self._period)
             started = time.monotonic()
             try:
-                if self._before_pass is not None:
-                    await self._before_pass()
                 scopes = await self.sweep()
+            except ProviderError as error:  # classified: its code and message say enough
+                log.warning("drift pass failed: %s; the next one runs in %ss", error, self._period)
+                continue
             except Exception:  # a pass that fails must not end drift detection for good
                 log.exception("drift pass failed; the next one runs in %ss", self._period)
                 continue
@@ -102,15 +108,20 @@ class DriftPass:
         for member in list(self._members()):
             groups[await self._scope(member.job)].append(member)
         scopes = iter(list(groups.values()))
+        ended: list[ProviderError] = []
 
         async def walker() -> None:
             # A fixed set of walkers takes scopes in turn: tasks, and the memory they hold,
             # stay flat however many scopes there are.
             for members in scopes:
                 for member in members:
-                    await self._resync_one(member)
+                    if ended:
+                        return
+                    await self._resync_one(member, ended)
 
         await asyncio.gather(*(walker() for _ in range(self._concurrency)))
+        if ended:
+            raise ended[0]
         return len(groups)
 
     async def _scope(self, job: SyncJob) -> Hashable:
@@ -119,10 +130,16 @@ class DriftPass:
         except Exception:  # e.g. its Secret is missing: the job's own reconcile reports that
             return ("unscoped", job.uid)
 
-    async def _resync_one(self, member: Member) -> None:
+    async def _resync_one(self, member: Member, ended: list[ProviderError]) -> None:
+        # One object's failure must not end the pass for the others; the next pass retries.
         try:
             await self._resync(member)
+        except ProviderError as error:
+            if self._ends_pass(error):
+                ended.append(error)
+                return
+            job = member.job
+            log.warning("drift check of %s/%s failed: %s", job.namespace, job.name, error)
         except Exception:
-            # One object's failure must not end the pass for the others; the next pass retries.
             job = member.job
             log.exception("drift check of %s/%s failed", job.namespace, job.name)

@@ -11,7 +11,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -22,7 +30,7 @@ from syncjob_operator import reconcile
 from syncjob_operator.drift import Member
 from syncjob_operator.index import ObjectIndex
 from syncjob_operator.keyedlocks import KeyedLocks
-from syncjob_operator.kube import GROUP, KIND, LIST_PAGE_SIZE, PLURAL, VERSION
+from syncjob_operator.kube import GROUP, KIND, LIST_PAGE_SIZE, PLURAL, UNREACHABLE, VERSION
 from syncjob_operator.metrics import (
     OBJECT_STATES,
     RECONCILE_SECONDS,
@@ -90,6 +98,10 @@ CONSISTENCY_TIMEOUT_SECONDS = 120.0
 # change from a stale event, the re-run failed, and the newer event shows the change handled,
 # so kopf sees nothing to do. The drift pass then owns the object and clears kopf's retry.
 OVERDUE_RETRY_SECONDS = 2 * CONSISTENCY_TIMEOUT_SECONDS
+# kopf's final patch is two requests, the metadata (its diff-base) and then the status: the
+# first one's echo shows a handled object without status. The drift pass leaves such an
+# object alone this long, or it writes the status a second time (7 of 100 objects did).
+STATUS_IN_FLIGHT_SECONDS = 10.0
 # Enough to keep both providers and the API server busy (a 10,000-object burst reached Ready
 # sooner with 64 than with no limit, and peaked 45 MiB lower: docs/benchmarks.md).
 MAX_CONCURRENT_RECONCILES = 64
@@ -283,18 +295,18 @@ class Handlers:
         self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
         runtime.claims.attach(self.index.get)
 
-    def due_members(self) -> Iterator[Member]:
-        """The SyncJobs (of this operator or shard) the drift pass looks at now: those no
-        change handler owns. Checked before anything is parsed: during a burst most are."""
-        now = time.time()
+    def due_members(self, now: float | None = None) -> Iterator[Member]:
+        """The SyncJobs (of this operator or shard) the drift pass looks at `now` (epoch
+        seconds; default: now): those no change handler owns. Checked before anything is
+        parsed: during a burst most are."""
+        now = time.time() if now is None else now
         return (m for m in self.index.get(MEMBER_KEY) if now >= m.handler_until)
 
     def prefill(self, bodies: Iterable[Mapping[str, Any]]) -> None:
         """Indexes SyncJobs listed before kopf starts: complete before any handler runs."""
         for raw in bodies:
             body = kopf.Body(cast(kopf.RawBody, raw))
-            where = (str(body.metadata.namespace), str(body.metadata.name))
-            self.index.prefill(str(body.metadata.uid), where, index_body(body))
+            self.index.replace(str(body.metadata.uid), index_body(body))
 
     async def on_event(self, body: kopf.Body, type: str | None, **_: Any) -> None:
         """Keeps the index current; kopf runs it before the object's change handlers."""
@@ -303,13 +315,26 @@ class Handlers:
             started()
         uid = str(body.metadata.uid)
         if type == "DELETED":
-            # Everything kept per object goes here, with or without a finalizer (a SyncJob that
-            # never held a remote job is deleted without the delete handler).
-            self.index.remove(uid)
-            self._progress_read.pop(uid, None)
-            OBJECT_STATES.states.pop(uid, None)
+            self._forget(uid)
         else:
             self.index.replace(uid, index_body(body))
+
+    def forget_unlisted(self, namespace: str | None, listed: Collection[str]) -> None:
+        """After kopf listed SyncJobs (in `namespace`; None: all), at start-up or again after its
+        watch was away: drops what is kept of the objects the listing did not return. They were
+        deleted meanwhile, and kopf sends no DELETED event for them."""
+        for member in list(self.index.get(MEMBER_KEY)):
+            job = member.job
+            if job.uid not in listed and namespace in (None, job.namespace):
+                self._forget(job.uid)
+                self.runtime.claims.forget(job)
+
+    def _forget(self, uid: str) -> None:
+        # Everything kept per object goes here, with or without a finalizer (a SyncJob that never
+        # held a remote job is deleted without the delete handler).
+        self.index.remove(uid)
+        self._progress_read.pop(uid, None)
+        OBJECT_STATES.states.pop(uid, None)
 
     async def on_change(
         self,
@@ -610,7 +635,7 @@ def events(
                     True,
                 )
             )
-        else:
+        elif error.code != UNREACHABLE:  # an Event cannot reach an API server that is away
             reason = "RemoteCallFailed" if error.retryable else "TerminalError"
             found.append(Event(reason, condition_message(status, SYNCED) or str(error), True))
     prior_state = (prior.get("remote") or {}).get("state")
@@ -652,19 +677,21 @@ def index_body(body: kopf.Body) -> dict[IndexKey, Any]:
     annotations = body.metadata.annotations
     member = Member.of(
         body,
-        handler_until=_handler_until(annotations),
+        handler_until=_handler_until(annotations, has_status=bool(body.get("status"))),
         retrying=annotations.get(APPLY_PROGRESS) is not None,
     )
     return {**job_entries(job), MEMBER_KEY: member}
 
 
-def _handler_until(annotations: Mapping[str, str]) -> float:
+def _handler_until(annotations: Mapping[str, str], *, has_status: bool) -> float:
     """Until when kopf's change handler owns the object (Member.handler_until)."""
     if LAST_HANDLED not in annotations:
         return math.inf  # kopf handles a creation on every event until it is handled
     progress = annotations.get(APPLY_PROGRESS)
     if progress is None:
-        return 0.0
+        # Handled, no status: kopf's status write follows its metadata write, or the status
+        # was lost (then the drift pass rebuilds it once this has passed).
+        return 0.0 if has_status else time.time() + STATUS_IN_FLIGHT_SECONDS
     try:
         state = json.loads(progress)
         due = datetime.datetime.fromisoformat(state.get("delayed") or state["started"])

@@ -29,19 +29,11 @@ class ObjectIndex:
         # a claimed remote id), uid -> value once several do: a pair is a quarter of a dict's
         # size, and there are two such keys per object.
         self._by_key: dict[IndexKey, tuple[str, Any] | dict[str, Any]] = {}
-        # Filled from the startup LIST and not reported by kopf since: an object deleted
-        # between that LIST and kopf's own gets no event, so these are checked, then dropped.
-        self.unconfirmed: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
 
     def __len__(self) -> int:
         return len(self._by_object)
 
-    def prefill(self, uid: str, where: tuple[str, str], entries: Mapping[IndexKey, Any]) -> None:
-        self.replace(uid, entries)
-        self.unconfirmed[uid] = where
-
     def replace(self, uid: str, entries: Mapping[IndexKey, Any]) -> None:
-        self.unconfirmed.pop(uid, None)
         old = self._by_object.get(uid, ())
         for key in old:
             if key not in entries:
@@ -56,7 +48,6 @@ class ObjectIndex:
             self._by_object[uid] = tuple(entries)
 
     def remove(self, uid: str) -> None:
-        self.unconfirmed.pop(uid, None)
         for key in self._by_object.pop(uid, ()):
             self._drop(uid, key)
 

@@ -19,10 +19,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
+from syncjob_operator.index import exact_namespaces, watched
 from syncjob_operator.keyedlocks import KeyedLocks
 from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
@@ -47,6 +48,17 @@ FIELD_MANAGER = "syncjob-operator"
 LIST_PAGE_SIZE = 500
 
 T = TypeVar("T")
+UNREACHABLE = "KubernetesUnreachable"
+
+
+def unreachable(error: urllib3.exceptions.HTTPError) -> ProviderError:
+    """A request the API server did not answer (refused, reset, timed out): retryable, named by
+    the transport's error class, once, here. The official client raises urllib3's errors as
+    they are (MaxRetryError chaining the one that ended its retries)."""
+    cause = getattr(error, "reason", None) or error
+    return ProviderError(
+        UNREACHABLE, f"the API server did not answer ({type(cause).__name__})", retryable=True
+    )
 
 
 class KubeCalls:
@@ -59,7 +71,12 @@ class KubeCalls:
 
     async def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(call, *args, **kwargs)
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise unreachable(error) from None  # the class says it all: no chained traceback
 
     async def secret(
         self, namespace: str, name: str, *, patch: list[dict[str, Any]] | None = None
@@ -145,22 +162,6 @@ async def list_syncjobs(
             token = page["metadata"].get("continue")
             if not token:
                 break
-
-
-async def drop_vanished(kube: KubeCalls, index: ObjectIndex) -> None:
-    """Drops the index entries of SyncJobs the startup LIST found and kopf never reported:
-    deleted before kopf's own listing. Each is read once per pass until kopf reports it."""
-    for uid, (namespace, name) in list(index.unconfirmed.items()):
-        try:
-            call = kube.custom.get_namespaced_custom_object
-            found = cast(dict[str, Any], await kube(call, GROUP, VERSION, namespace, PLURAL, name))
-            gone = found["metadata"]["uid"] != uid
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            gone = True
-        if gone and uid in index.unconfirmed:
-            index.remove(uid)
 
 
 SECRET_HOLD = "syncjob.dev/secret-in-use"

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -32,11 +33,13 @@ from syncjob_operator.handlers import (
 )
 from syncjob_operator.index import exact_namespaces
 from syncjob_operator.kube import (
+    GROUP,
+    PLURAL,
+    UNREACHABLE,
     KubeCalls,
     KubeIdentityWriter,
     KubeSecrets,
     KubeStatusWriter,
-    drop_vanished,
     list_syncjobs,
     secret_hold,
     wait_until_served,
@@ -208,6 +211,11 @@ def run(args: argparse.Namespace) -> int:
     # They stay at WARNING at every verbosity: secret values never reach the log.
     for noisy in ("kubernetes", "botocore", "boto3", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns of each retry of each request while the API server is away; the error that
+    # ends them reaches the operator, which logs it once, classified (kube.unreachable).
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    for handler in logging.getLogger().handlers:  # kopf.configure's, which every line reaches
+        handler.addFilter(quiet_request_retries)
     # kopf logs each handler's success at INFO: for the index's event handler, a line per watch
     # event per object (10,000 at every restart) that says nothing.
     index_done = f"Handler '{INDEX_HANDLER_ID}' succeeded."
@@ -216,6 +224,31 @@ def run(args: argparse.Namespace) -> int:
     )
     asyncio.run(_run(args))
     return 0
+
+
+# kopf logs each attempt of its own API requests (watches, patches, Events) at ERROR with the
+# error's whole repr: nine lines per request while the API server is away.
+_KOPF_ATTEMPT = re.compile(
+    r"(?P<attempt>Request attempt #(?P<number>\d+)/\d+ failed; (?P<then>will retry|escalating):"
+    r" .*? -> )(?P<error>\w+)(?P<detail>.*)",
+    re.DOTALL,
+)
+_SHORT_DETAIL = 100  # characters of the error's repr after its class name
+
+
+def quiet_request_retries(record: logging.LogRecord) -> bool:
+    """Keeps kopf's line for the first attempt of a request and for the one it gives up on,
+    each ending in the error's class and the start of its repr; drops the retries between."""
+    found = _KOPF_ATTEMPT.fullmatch(str(record.msg))
+    if found is None:
+        return True
+    if found["then"] == "will retry" and found["number"] != "1":
+        return False
+    detail = found["detail"]
+    if len(detail) > _SHORT_DETAIL:
+        detail = detail[:_SHORT_DETAIL] + "..."
+    record.msg, record.args = f"{found['attempt']}{found['error']}{detail}", ()
+    return True
 
 
 @contextlib.contextmanager
@@ -295,7 +328,6 @@ async def _run(args: argparse.Namespace) -> None:
             reconciles=asyncio.Semaphore(args.max_concurrent_reconciles),
         )
         registry = kopf.OperatorRegistry()
-        slimwatch.install()
         drift_tasks: list[asyncio.Task[None]] = []
         # Started by the first event handled, where kopf's Event posting is in context (the
         # task inherits it); cancelled by kopf's cleanup.
@@ -303,12 +335,15 @@ async def _run(args: argparse.Namespace) -> None:
             runtime, on_started=lambda: drift_tasks.append(asyncio.create_task(drift.run()))
         )
         register(registry, handlers, labels=args.selector)
+        # Every listing kopf makes of SyncJobs, the first one and each after its watch was away,
+        # tells which objects are gone without an event (the prefilled index's too).
+        slimwatch.install({(GROUP, PLURAL): handlers.forget_unlisted})
         drift = DriftPass(
             period=timing.resync_seconds,
             members=handlers.due_members,
             scope_of=lambda job: runtime.providers[job.spec.provider].scope(job),
             resync=handlers.resync,
-            before_pass=lambda: drop_vanished(kube, handlers.index),
+            ends_pass=lambda error: error.code == UNREACHABLE,
         )
 
         async def stop_drift(**_: Any) -> None:

@@ -1,9 +1,7 @@
-"""The LIST that fills the SyncJob index before kopf starts, and the drop of entries whose
-objects vanished before kopf's own listing: against the real API server."""
+"""The LIST that fills the SyncJob index before kopf starts: against the real API server."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,8 +10,7 @@ import yaml
 from kubernetes import config
 
 from syncjob_devtools.localcluster import ControlPlane
-from syncjob_operator.index import ObjectIndex
-from syncjob_operator.kube import KubeCalls, drop_vanished, list_syncjobs
+from syncjob_operator.kube import KubeCalls, list_syncjobs
 from tests.e2e.conftest import twinmaker_job
 from tests.support.kube import Cli
 
@@ -73,20 +70,3 @@ async def test_the_startup_list_pages_through_the_watched_namespaces_and_shard(
     # A pattern: one cluster-wide LIST, kept to the namespaces kopf matches.
     pattern = await _pages(kube, [f"{namespace}*, !{other_namespace}"], {"shard": "a"})
     assert sorted(item for page in pattern for item in page) == first
-
-
-async def test_entries_of_objects_gone_before_kopf_listed_them_are_dropped(
-    crd: None, kubectl: Cli, kube: KubeCalls, namespace: str
-) -> None:
-    uids = {name: _apply(kubectl, namespace, name, "a") for name in ("kept", "gone", "replaced")}
-    index = ObjectIndex()
-    for name, uid in uids.items():
-        index.prefill(uid, (namespace, name), {ALL: name})
-    index.prefill(uuid.uuid4().hex, (namespace, "never-seen"), {ALL: "never-seen"})
-    kubectl.run("delete", "syncjob", "gone", "replaced", "-n", namespace)
-    assert _apply(kubectl, namespace, "replaced", "a") != uids["replaced"]  # another object
-
-    await drop_vanished(kube, index)
-
-    assert list(index.get(ALL)) == ["kept"]
-    assert index.unconfirmed == {uids["kept"]: (namespace, "kept")}  # read again next pass

@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 from typing import Any
 
+from syncjob_devtools.localcluster import ControlPlane
 from tests.support.kube import Cli, wait_until
 
 WIDGET_CRD = textwrap.dedent("""
@@ -87,6 +88,16 @@ def test_namespace_deletion_completes(kubectl: Cli) -> None:
     kubectl.run("delete", "namespace", "doomed", "--wait=false")
     # The namespace controller (kube-controller-manager) empties it, then it disappears.
     wait_until(lambda: not kubectl.exists("namespace", "doomed"), timeout=60, what="namespace gone")
+
+
+def test_an_apiserver_restart_keeps_its_address_and_what_etcd_stored(
+    control_plane: ControlPlane, kubectl: Cli, namespace: str
+) -> None:
+    kubectl.run("create", "configmap", "kept", "-n", namespace, "--from-literal=k=v")
+    control_plane.restart_apiserver(down_seconds=1)
+    # The same kubeconfig (address, port, certificates) reaches it, and it serves etcd's data.
+    kept = kubectl.json("get", "configmap", "kept", "-n", namespace)
+    assert kept["data"] == {"k": "v"}
 
 
 def test_owner_reference_garbage_collection(kubectl: Cli, namespace: str) -> None:

@@ -1,15 +1,16 @@
-"""`syncjob-operator run` flags: counts of concurrent work must be at least one; peering
-priorities are integers or seniority."""
+"""`syncjob-operator run`: counts of concurrent work must be at least one; peering priorities
+are integers or seniority; kopf's request retries are logged once per request."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import pytest
 
 from syncjob_operator.handlers import MAX_CONCURRENT_RECONCILES
-from syncjob_operator.runner import add_run_arguments
+from syncjob_operator.runner import add_run_arguments, quiet_request_retries
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -44,3 +45,40 @@ def test_priority_is_an_integer_or_seniority(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         _parse("--priority=high")
     assert "expected an integer or 'seniority', got 'high'" in capsys.readouterr().err
+
+
+def _attempt(number: int, then: str, error: str) -> logging.LogRecord:
+    message = f"Request attempt #{number}/9 failed; {then}: PATCH https://api/x -> {error}"
+    return logging.LogRecord("kopf.objects", logging.ERROR, "", 0, message, (), None)
+
+
+@pytest.mark.parametrize(
+    ("record", "kept"),
+    [
+        pytest.param(
+            _attempt(1, "will retry", "ServerDisconnectedError('Server disconnected')"),
+            "Request attempt #1/9 failed; will retry: PATCH https://api/x ->"
+            " ServerDisconnectedError('Server disconnected')",
+            id="the-first-attempt-says-a-request-failed",
+        ),
+        pytest.param(
+            _attempt(4, "will retry", "ServerDisconnectedError('Server disconnected')"), None,
+            id="the-retries-between-add-nothing",
+        ),
+        pytest.param(
+            _attempt(9, "escalating", "ClientConnectorError(" + "x" * 300 + ")"),
+            "Request attempt #9/9 failed; escalating: PATCH https://api/x -> ClientConnectorError("
+            + "x" * 99 + "...",
+            id="the-last-one-says-it-gave-up-its-repr-cut-short",
+        ),
+        pytest.param(
+            logging.LogRecord("kopf.objects", logging.INFO, "", 0, "Handler 'apply' %s.",
+                              ("succeeded",), None),
+            "Handler 'apply' succeeded.", id="other-lines-pass-as-they-are",
+        ),
+    ],
+)  # fmt: skip
+def test_kopf_request_attempts_first_and_last_kept_short(
+    record: logging.LogRecord, kept: str | None
+) -> None:
+    assert (record.getMessage() if quiet_request_retries(record) else None) == kept

@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import time
 from typing import Any, cast
 
 import kopf
@@ -17,6 +18,7 @@ from syncjob_operator.handlers import (
     APPLY_PROGRESS,
     LAST_HANDLED,
     OVERDUE_RETRY_SECONDS,
+    STATUS_IN_FLIGHT_SECONDS,
     HandlerDeps,
     Handlers,
     Timing,
@@ -26,6 +28,7 @@ from syncjob_operator.handlers import (
     terminal_check_due,
     terminal_record,
 )
+from syncjob_operator.metrics import OBJECT_STATES
 from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTATION, SyncJob
 from syncjob_operator.ownership import NOT_OWNED, OWNED_BY_ANOTHER
 from syncjob_operator.providers.base import ABSENT, ProviderError
@@ -349,8 +352,8 @@ def _retry_due(seconds_from_now: float) -> dict[str, str]:
             body(), False, id="never-handled-by-kopf-its-create-handler-owns-it",
         ),
         pytest.param(
-            body(external_id="id-1", annotations=HANDLED), True,
-            id="no-status-at-all-lost-or-restored-is-reconciled",
+            body(external_id="id-1", annotations=HANDLED), False,
+            id="handled-without-status-kopfs-status-write-is-in-flight",
         ),
         pytest.param(
             body(external_id="id-1", status=RETRYING, annotations=HANDLED), True,
@@ -405,6 +408,43 @@ async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: 
         assert writer.dropped == [("job", APPLY_PROGRESS)]
     else:
         assert (provider.calls, writer.writes, writer.dropped) == ([], [], [])
+
+
+async def test_a_lost_status_is_rebuilt_once_kopfs_status_write_would_have_landed(
+    posted: Posted,
+) -> None:
+    provider = FakeProvider([OWNED_ACTIVE])
+    handlers = _handlers(provider)
+    await handlers.on_event(body=_body(body(external_id="id-1", annotations=HANDLED)), type=None)
+    assert list(handlers.due_members()) == []  # kopf's status write may be in flight
+    for member in handlers.due_members(now=time.time() + STATUS_IN_FLIGHT_SECONDS + 1):
+        await handlers.resync(member)
+    writes = cast(RecordingStatusWriter, handlers.runtime.status_writer).writes
+    assert provider.calls == ["observe-list"]
+    assert [(name, status["remote"]["id"]) for name, status in writes] == [("job", "id-1")]
+
+
+async def test_a_listing_drops_what_is_kept_of_objects_it_did_not_return() -> None:
+    handlers = _handlers(FakeProvider([]))
+    bodies = {
+        ("ns", "kept"): body(name="kept", uid="u-kept", external_id="id-1", annotations=HANDLED),
+        ("ns", "gone"): body(name="gone", uid="u-gone", external_id="id-2", annotations=HANDLED),
+        ("other", "elsewhere"): body(name="elsewhere", uid="u-other", namespace="other"),
+    }
+    for one in bodies.values():
+        await handlers.on_event(body=_body(one), type=None)
+    gone = SyncJob.from_body(bodies[("ns", "gone")])
+    handlers.runtime.claims.claim(gone, "id-2")  # claimed in this process, not yet echoed
+    OBJECT_STATES.set("u-gone", gone.spec.provider, "ACTIVE")
+
+    handlers.forget_unlisted("ns", {"u-kept"})  # the listing of namespace ns
+
+    kept = sorted(m.job.name for m in handlers.index.get(("member",)))
+    assert kept == ["elsewhere", "kept"]  # another namespace's listing is not this one
+    assert handlers.runtime.claims.claimants(gone.spec.provider, "id-2") == []
+    assert "u-gone" not in OBJECT_STATES.states
+    handlers.forget_unlisted(None, set())  # a cluster-wide listing that found nothing
+    assert list(handlers.index.get(("member",))) == []
 
 
 async def _drift_pass(handlers: Handlers, one: dict[str, Any]) -> None:

@@ -71,16 +71,6 @@ def test_entries_an_event_repeats_keep_the_values_already_held() -> None:
     assert index.get(("member",)) == ()
 
 
-def test_prefilled_entries_stay_unconfirmed_until_kopf_reports_them() -> None:
-    index = ObjectIndex()
-    index.prefill("u1", ("ns", "a"), {("all",): 1})
-    index.prefill("u2", ("ns", "b"), {("all",): 2})
-    index.replace("u1", {("all",): 1})  # kopf's event for it
-    assert index.unconfirmed == {"u2": ("ns", "b")}
-    index.remove("u2")
-    assert index.unconfirmed == {}
-
-
 def test_namespaces_are_matched_as_kopf_matches_them() -> None:
     assert watched("anything", [])  # no pattern: cluster-wide
     assert watched("team-a", ["team-a", "team-b"])

@@ -11,9 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from syncjob_operator.kube import KubeCalls, wait_until_served
+from syncjob_operator.kube import UNREACHABLE, KubeCalls, wait_until_served
+from syncjob_operator.providers.base import ProviderError
 
 
 class Discovery:
@@ -62,6 +65,21 @@ async def test_stops_waiting_when_the_operator_stops() -> None:
         stop.set()
         await asyncio.wait_for(waiting, timeout=1)
     assert discovery.calls >= 1
+
+
+async def test_a_request_the_api_server_did_not_answer_is_classified_retryable() -> None:
+    def refused() -> None:
+        cause = urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+        raise urllib3.exceptions.MaxRetryError(None, "/api/v1/secrets", cause)  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(1) as pool:
+        kube = _kube(Discovery(), pool)
+        with pytest.raises(ProviderError) as raised:
+            await kube(refused)
+    error = raised.value
+    assert (error.code, error.retryable) == (UNREACHABLE, True)
+    assert error.message == "the API server did not answer (NewConnectionError)"
+    assert error.__suppress_context__  # no chained traceback of urllib3's
 
 
 def test_the_operator_never_loads_the_generated_core_v1_api() -> None:

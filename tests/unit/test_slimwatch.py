@@ -165,3 +165,23 @@ async def test_kopf_skips_events_a_newer_event_of_the_same_object_supersedes(
         ("DELETED", "8"),
     ]
     assert REGISTRY.get_sample_value("syncjob_watch_events_superseded_total") == before + 3
+
+
+@pytest.mark.usefixtures("kopf_api")
+async def test_each_complete_listing_of_a_resource_is_reported_with_its_uids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def fetch_objs(**_: Any) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        yield [event(None, "a", "1")["object"], event(None, "b", "1")["object"]], "1"
+        yield [event(None, "c", "2")["object"]], "2"  # a second page of the same listing
+
+    monkeypatch.setattr(fetching, "fetch_objs", fetch_objs)
+    listings: list[tuple[str | None, frozenset[str]]] = []
+    slimwatch.install({("syncjob.dev", "syncjobs"): lambda *listing: listings.append(listing)})
+    await kopf_events()
+    await kopf_events()  # the stream ended (410 Gone): kopf lists again
+    assert listings == [(None, frozenset({"a", "b", "c"}))] * 2
+
+    slimwatch.install({("syncjob.dev", "other"): lambda *listing: listings.append(listing)})
+    await kopf_events()
+    assert len(listings) == 2  # another resource's callback is not called

@@ -76,6 +76,11 @@ class OperatorProcess:
         if wait_ready:
             self._wait_ready(ready_timeout)
 
+    @property
+    def exit_code(self) -> int | None:
+        """None while the process runs (or before it starts), then how it ended."""
+        return None if self._popen is None else self._popen.poll()
+
     def is_ready(self) -> bool:
         try:
             return httpx.get(f"{self.metrics_url}/readyz", timeout=1).status_code == 200

@@ -159,6 +159,18 @@ class ControlPlane:
         ]
         self._processes.append(spawn("kube-controller-manager", argv, work))
 
+    def restart_apiserver(self, down_seconds: float = 0.0) -> None:
+        """An API-server outage, as a crash or an upgrade makes one: SIGKILLs kube-apiserver,
+        keeps it down `down_seconds`, starts it again with the same flags (and so the same port
+        and etcd: nothing stored is lost), and returns once it answers /readyz."""
+        assert self.workdir is not None, "not started"
+        at, old = next((i, p) for i, p in enumerate(self._processes) if p.name == "kube-apiserver")
+        old.popen.kill()
+        old.popen.wait()
+        time.sleep(down_seconds)
+        self._processes[at] = spawn(old.name, old.argv, self.workdir)
+        self._wait_for("kube-apiserver /readyz after a restart", "/readyz")
+
     def _wait_for(self, what: str, path: str) -> None:
         """Polls the apiserver as the admin until `path` answers 200; fails fast, with the
         logs, when a child exits or the deadline passes."""

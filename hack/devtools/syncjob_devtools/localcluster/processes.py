@@ -30,6 +30,7 @@ def die_with_parent() -> None:
 @dataclass
 class Process:
     name: str
+    argv: Sequence[str]
     popen: subprocess.Popen[bytes]
     log: Path
 
@@ -43,9 +44,10 @@ class Process:
 def spawn(
     name: str, argv: Sequence[str], workdir: Path, env: Mapping[str, str] | None = None
 ) -> Process:
-    """Starts `argv` in `workdir` with its output in `<name>.log`, dying with this process."""
+    """Starts `argv` in `workdir` with its output appended to `<name>.log`, dying with this
+    process."""
     log = workdir / f"{name}.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         popen = subprocess.Popen(
             list(argv),
             stdout=out,
@@ -55,7 +57,7 @@ def spawn(
             cwd=workdir,
             env=env,
         )
-    return Process(name, popen, log)
+    return Process(name, argv, popen, log)
 
 
 def stop_all(processes: Sequence[Process]) -> None:

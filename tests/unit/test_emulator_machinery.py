@@ -41,19 +41,19 @@ async def test_next_n_fault_fails_n_calls_then_removes_itself() -> None:
     book.add(
         FaultRule(operation="GetSyncJob", status=500, code="InternalServerException", next_n=2)
     )
-    assert (await book.inject("ListSyncJobs")).error is None  # other operations untouched
+    assert (await book.inject("ListSyncJobs")).before_commit is None  # others untouched
     first, second = await book.inject("GetSyncJob"), await book.inject("GetSyncJob")
-    assert first.error is not None
-    assert second.error is not None
-    assert first.error.status == 500
-    assert (await book.inject("GetSyncJob")).error is None
+    assert first.before_commit is not None
+    assert second.before_commit is not None
+    assert first.before_commit.status == 500
+    assert (await book.inject("GetSyncJob")).before_commit is None
     assert book.active() == []
 
 
 async def test_wildcard_fault_with_zero_rate_adds_latency_but_never_errors() -> None:
     book = FaultBook()
     book.add(FaultRule(operation="*", latency_ms=1, status=503, error_rate=0.0))
-    assert all([(await book.inject(op)).error is None for op in ("A", "B", "C")])
+    assert all([(await book.inject(op)).before_commit is None for op in ("A", "B", "C")])
     assert len(book.active()) == 1
 
 
@@ -61,13 +61,40 @@ async def test_response_delay_is_held_after_the_operation_not_before() -> None:
     book = FaultBook()
     book.add(FaultRule(operation="CreateSyncJob", response_delay_ms=250, next_n=1))
     injection = await book.inject("CreateSyncJob")
-    assert (injection.error, injection.response_delay_ms) == (None, 250)
+    assert (injection.before_commit, injection.response_delay_ms) == (None, 250)
     assert (await book.inject("CreateSyncJob")).response_delay_ms == 0  # next_n used up
+
+
+async def test_after_commit_failures_are_kept_apart_from_those_before() -> None:
+    book = FaultBook()
+    book.add(FaultRule(operation="CreateSyncJob", drop_connection=True, after_commit=True))
+    book.add(FaultRule(operation="*", status=503, next_n=1))
+    injection = await book.inject("CreateSyncJob")
+    assert injection.before_commit is not None
+    assert injection.before_commit.status == 503
+    assert injection.after_commit is not None
+    assert injection.after_commit.drop_connection
+
+
+async def test_a_response_delay_at_a_rate_holds_only_the_calls_it_draws() -> None:
+    book = FaultBook()
+    book.add(FaultRule(operation="DeleteSyncJob", response_delay_ms=5, error_rate=0.5))
+    delays = [(await book.inject("DeleteSyncJob")).response_delay_ms for _ in range(200)]
+    assert 50 < delays.count(5) < 150
+    assert set(delays) == {0, 5}
 
 
 @pytest.mark.parametrize(
     "fields",
-    [{}, {"latency_ms": 0}, {"error_rate": 0.5}, {"status": 200}, {"latency_ms": 5, "bogus": 1}],
+    [
+        {},
+        {"latency_ms": 0},
+        {"error_rate": 0.5},
+        {"status": 200},
+        {"latency_ms": 5, "bogus": 1},
+        {"latency_ms": 5, "after_commit": True},  # nothing to fail after the commit
+        {"status": 500, "drop_connection": True},  # a reset carries no status
+    ],
 )
 def test_fault_rules_without_an_effect_or_with_bad_fields_are_refused(
     fields: dict[str, object],

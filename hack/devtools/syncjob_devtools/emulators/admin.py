@@ -88,6 +88,8 @@ class EmulatorAdmin:
         status: int | None = None,
         code: str | None = None,
         message: str | None = None,
+        drop_connection: bool = False,
+        after_commit: bool = False,
         next_n: int | None = None,
     ) -> ActiveFault:
         rule = FaultRule(
@@ -98,6 +100,8 @@ class EmulatorAdmin:
             status=status,
             code=code,
             message=message,
+            drop_connection=drop_connection,
+            after_commit=after_commit,
             next_n=next_n,
         )
         created = self._call("POST", "/faults", rule.model_dump(exclude_none=True))
@@ -161,12 +165,15 @@ class EmulatorAdmin:
         self._call("DELETE", f"/sync-jobs/{workspace_id}/{sync_source}")
 
 
-def twinmaker_client(endpoint_url: str, region: str = "us-east-1") -> IoTTwinMakerClient:
+def twinmaker_client(
+    endpoint_url: str, region: str = "us-east-1", *, read_timeout: float = 60.0
+) -> IoTTwinMakerClient:
     """A real boto3 TwinMaker client pointed at the emulator, for tests, demo and benchmarks.
 
     inject_host_prefix=False: the model's "api." host prefix would send boto3 to
     "api.127.0.0.1", which does not resolve. total_max_attempts=1: botocore's max_attempts
     counts retries, so it would still retry an injected 429/500 once and hide it.
+    read_timeout defaults to botocore's own.
     """
     return boto3.client(
         "iottwinmaker",
@@ -174,5 +181,7 @@ def twinmaker_client(endpoint_url: str, region: str = "us-east-1") -> IoTTwinMak
         region_name=region,
         aws_access_key_id="emulator",
         aws_secret_access_key="emulator",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}, inject_host_prefix=False),
+        config=botocore.config.Config(
+            retries={"total_max_attempts": 1}, inject_host_prefix=False, read_timeout=read_timeout
+        ),
     )

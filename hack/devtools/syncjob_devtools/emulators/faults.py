@@ -1,8 +1,11 @@
 """Fault injection and call counting shared by both emulators.
 
 Faults are keyed by operation name (or ``"*"`` for every operation) and are
-applied after authentication, before the operation runs, so an injected error
-looks to the client exactly like one the real service returns.
+applied after authentication. By default a fault fails the call before the
+operation runs, so an injected error looks to the client exactly like one the
+real service returns. With ``after_commit`` the operation runs first and the
+client still sees the failure: the write took effect although the call failed,
+as real providers do when a response is lost.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import asyncio
 import random
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,6 +36,13 @@ class FaultRule(BaseModel):
       every GetSyncJob. The emulator fills whichever of status/code is missing
       from its own service (model error codes for TwinMaker, HTTP phrases for
       Truto).
+    * ``drop_connection`` fails a call with a reset connection and no response
+      at all, instead of an error response.
+    * ``after_commit`` lets the operation run and take effect, then fails the call
+      with the error or the dropped connection (after ``response_delay_ms``).
+    * ``error_rate`` is the probability that a matching call gets the rule's
+      failure: its error or dropped connection, and its response delay. It
+      defaults to 1.0.
     * ``next_n`` limits the rule to the next N matching calls; it then removes
       itself. Without it the rule stays until ``DELETE /_emulator/faults``.
     """
@@ -44,21 +56,33 @@ class FaultRule(BaseModel):
     status: int | None = Field(default=None, ge=400, le=599)
     code: str | None = Field(default=None, min_length=1)
     message: str | None = None
+    drop_connection: bool = False
+    after_commit: bool = False
     next_n: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _has_an_effect(self) -> FaultRule:
-        if self.latency_ms == 0 and self.response_delay_ms == 0 and not self.has_error:
+        if self.latency_ms == 0 and not self.fails:
             raise ValueError(
-                "a fault needs latency_ms or response_delay_ms > 0, or an error (status, code)"
+                "a fault needs latency_ms or response_delay_ms > 0, an error (status, code)"
+                " or drop_connection"
             )
-        if self.error_rate is not None and not self.has_error:
-            raise ValueError("error_rate needs an error (status and/or code)")
+        if self.drop_connection and self.has_error:
+            raise ValueError("a dropped connection has no status or code")
+        if self.after_commit and not (self.has_error or self.drop_connection):
+            raise ValueError("after_commit needs an error (status, code) or drop_connection")
+        if self.error_rate is not None and not self.fails:
+            raise ValueError("error_rate needs an error, drop_connection or response_delay_ms")
         return self
 
     @property
     def has_error(self) -> bool:
         return self.status is not None or self.code is not None
+
+    @property
+    def fails(self) -> bool:
+        """Whether the rule does more than add latency: what ``error_rate`` draws for."""
+        return self.has_error or self.drop_connection or self.response_delay_ms > 0
 
 
 class ActiveFault(FaultRule):
@@ -68,25 +92,47 @@ class ActiveFault(FaultRule):
     remaining: int | None = None
 
 
+class DropConnection(Exception):
+    """Raised to answer a call with a reset connection and no response (handled in base.py)."""
+
+
 @dataclass(frozen=True)
 class InjectedError:
-    """An error a fault rule decided to return; the emulator renders it."""
+    """An error a fault rule decided to return (the emulator renders it), or a dropped
+    connection."""
 
     status: int | None
     code: str | None
     message: str | None
+    drop_connection: bool = False
+
+    def raise_as(self, error: Callable[[InjectedError], Exception]) -> NoReturn:
+        if self.drop_connection:
+            raise DropConnection
+        raise error(self)
 
 
 @dataclass(frozen=True)
 class Injection:
-    """What the matching rules decided for one call."""
+    """What the matching rules decided for one call: a failure before the operation runs, a
+    response delay and a failure once it has run."""
 
-    error: InjectedError | None = None
+    before_commit: InjectedError | None = None
+    after_commit: InjectedError | None = None
     response_delay_ms: int = 0
 
-    async def hold_response(self) -> None:
+    def fail_before(self, error: Callable[[InjectedError], Exception]) -> None:
+        """Raise the failure due before the operation, rendered by ``error``."""
+        if self.before_commit is not None:
+            self.before_commit.raise_as(error)
+
+    async def fail_after(self, error: Callable[[InjectedError], Exception]) -> None:
+        """Once the operation has taken effect: hold the response, then raise the failure due
+        after it."""
         if self.response_delay_ms:
             await asyncio.sleep(self.response_delay_ms / 1000)
+        if self.after_commit is not None:
+            self.after_commit.raise_as(error)
 
 
 NO_INJECTION = Injection()
@@ -114,12 +160,12 @@ class FaultBook:
         return list(self._rules.values())
 
     async def inject(self, operation: str) -> Injection:
-        """Sleep for the matching latency; return the first error that fires and how long
-        to hold the response once the operation has run."""
+        """Sleep for the matching latency; return the first failure that fires before and
+        after the operation, and how long to hold the response once the operation has run."""
         if not self._rules:  # the benchmark's hot path
             return NO_INJECTION
         latency_ms = response_delay_ms = 0
-        error: InjectedError | None = None
+        failures: dict[bool, InjectedError] = {}  # by after_commit
         for rule in list(self._rules.values()):
             if rule.operation not in (operation, ANY_OPERATION):
                 continue
@@ -128,13 +174,18 @@ class FaultBook:
                 if rule.remaining <= 0:
                     del self._rules[rule.id]
             latency_ms += rule.latency_ms
-            response_delay_ms += rule.response_delay_ms
             rate = 1.0 if rule.error_rate is None else rule.error_rate
-            if error is None and rule.has_error and self._random.random() < rate:
-                error = InjectedError(rule.status, rule.code, rule.message)
+            if not rule.fails or self._random.random() >= rate:
+                continue
+            response_delay_ms += rule.response_delay_ms
+            if rule.has_error or rule.drop_connection:
+                failures.setdefault(
+                    rule.after_commit,
+                    InjectedError(rule.status, rule.code, rule.message, rule.drop_connection),
+                )
         if latency_ms:
             await asyncio.sleep(latency_ms / 1000)
-        return Injection(error, response_delay_ms)
+        return Injection(failures.get(False), failures.get(True), response_delay_ms)
 
 
 class CallCounters:

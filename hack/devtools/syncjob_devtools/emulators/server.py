@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 from pathlib import Path
@@ -56,6 +57,12 @@ def url_for(sock_address: tuple[Any, ...]) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _peer(connection: Any) -> tuple[str, int] | None:
+    """The client address of one of uvicorn's connection protocols."""
+    peer = connection.transport.get_extra_info("peername")
+    return (peer[0], peer[1]) if peer else None
+
+
 class EmulatorServer(uvicorn.Server):
     """A uvicorn server on a socket we own that can go dark and come back."""
 
@@ -77,7 +84,7 @@ class EmulatorServer(uvicorn.Server):
         self.ready = threading.Event()
         self._resume_timer: asyncio.TimerHandle | None = None
         self._resuming: asyncio.Task[None] | None = None
-        emulator_core(app).outage = self
+        emulator_core(app).server = self
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -104,10 +111,20 @@ class EmulatorServer(uvicorn.Server):
     async def drop_connections(self) -> None:
         self._close_connections(None)
 
+    async def reset_connection(self, client: tuple[str, int]) -> None:
+        for connection in list(self.server_state.connections):
+            if _peer(connection) == client:
+                # Linger 0: close() sends RST, not FIN, as a crashed front end would.
+                sock = connection.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.transport.abort()
+        # The protocol learns of the loss on the next loop iteration; after that the app's
+        # response is discarded rather than written.
+        await asyncio.sleep(0)
+
     def _close_connections(self, spare: tuple[str, int] | None) -> None:
         for connection in list(self.server_state.connections):
-            peer = connection.transport.get_extra_info("peername")
-            if spare is None or not peer or tuple(peer[:2]) != spare:
+            if spare is None or _peer(connection) != spare:
                 connection.transport.close()
 
     def _start_resuming(self) -> None:

@@ -39,7 +39,7 @@ from syncjob_devtools.emulators.base import (
     admin_error,
     parse_admin_body,
 )
-from syncjob_devtools.emulators.faults import FaultRule
+from syncjob_devtools.emulators.faults import FaultRule, InjectedError
 from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
 from syncjob_devtools.emulators.persistence import JsonStateFile
 from syncjob_devtools.emulators.restjson import (
@@ -236,6 +236,16 @@ def _status(transition: Transition) -> dict[str, Any]:
     return status
 
 
+def _aws_error(injected: InjectedError) -> AwsError:
+    assert injected.code is not None  # _complete_fault filled it in
+    return AwsError(injected.code, injected.message or "Injected fault", injected.status)
+
+
+def _sts_error(injected: InjectedError) -> StsError:
+    assert injected.code is not None  # _complete_fault filled it in
+    return StsError(injected.code, injected.message or "Injected fault", injected.status or 400)
+
+
 def _without_none(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
@@ -312,12 +322,10 @@ class TwinMakerEmulator:
         try:
             self._authenticate(request)
             injection = await self.core.faults.inject(binding.name)
-            if (injected := injection.error) is not None:
-                assert injected.code is not None  # _complete_fault filled it in
-                raise AwsError(injected.code, injected.message or "Injected fault", injected.status)
+            injection.fail_before(_aws_error)
             params = binding.parse(labels, request.query_params, body)
             result = self._handlers[binding.name](params, now)
-            await injection.hold_response()
+            await injection.fail_after(_aws_error)
         except AwsError as exc:
             return self._error(exc)
         return JSONResponse(result, headers={"x-amzn-RequestId": str(uuid.uuid4())})
@@ -338,18 +346,14 @@ class TwinMakerEmulator:
             if action not in STS_OPERATIONS or params.get("Version") != STS_VERSION:
                 raise StsError("InvalidAction", f"Could not find operation {action}")
             injection = await self.core.faults.inject(action)
-            if (injected := injection.error) is not None:
-                assert injected.code is not None  # _complete_fault filled it in
-                raise StsError(
-                    injected.code, injected.message or "Injected fault", injected.status or 400
-                )
+            injection.fail_before(_sts_error)
             body = assume_role(
                 params,
                 caller=f"arn:aws:iam::{self.config.account_id}:user/syncjob-operator",
                 external_ids=self.config.role_external_ids,
                 now=datetime.datetime.now(datetime.UTC),
             )
-            await injection.hold_response()
+            await injection.fail_after(_sts_error)
         except AwsError as exc:  # the SigV4 check speaks AWS's common codes
             return error_response(StsError(exc.code, exc.message, exc.status or 403))
         except StsError as exc:
@@ -366,11 +370,9 @@ class TwinMakerEmulator:
             if operation not in TAGGING_OPERATIONS:
                 raise AwsError("UnknownOperationException", f"Unknown operation {target}")
             injection = await self.core.faults.inject(operation)
-            if (injected := injection.error) is not None:
-                assert injected.code is not None  # _complete_fault filled it in
-                raise AwsError(injected.code, injected.message or "Injected fault", injected.status)
+            injection.fail_before(_aws_error)
             result = self._get_resources(json.loads(await request.body() or b"{}"))
-            await injection.hold_response()
+            await injection.fail_after(_aws_error)
         except AwsError as exc:
             headers = {"x-amzn-RequestId": str(uuid.uuid4())}
             body = {"__type": exc.code, "Message": exc.message}

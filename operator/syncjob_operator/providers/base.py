@@ -14,6 +14,10 @@ from typing import Protocol, runtime_checkable
 
 from syncjob_operator.model import ProviderName, SyncJob
 
+# How long a provider call waits for an answer, both providers alike. A write whose answer
+# takes longer may still have taken effect remotely: the reconciler finds it again.
+READ_TIMEOUT_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class ResourceError:

@@ -24,6 +24,7 @@ from syncjob_operator.metrics import REMOTE_CALLS
 from syncjob_operator.model import ProviderName, SyncJob, TrutoSpec
 from syncjob_operator.providers.base import (
     ABSENT,
+    READ_TIMEOUT_SECONDS,
     Observation,
     ProviderError,
     Run,
@@ -206,7 +207,7 @@ class TrutoProvider:
         secrets: SecretReader,
         *,
         default_base_url: str = DEFAULT_BASE_URL,
-        timeout: float = 15.0,
+        timeout: float = READ_TIMEOUT_SECONDS,
     ) -> None:
         self._secrets = secrets
         self._default_base_url = default_base_url

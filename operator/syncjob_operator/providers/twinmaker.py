@@ -31,6 +31,7 @@ from syncjob_operator.metrics import REMOTE_CALLS
 from syncjob_operator.model import ProviderName, SyncJob, TwinMakerSpec
 from syncjob_operator.providers.base import (
     ABSENT,
+    READ_TIMEOUT_SECONDS,
     Observation,
     ProviderError,
     ResourceError,
@@ -71,7 +72,9 @@ _PROGRESS_ERRORS = 5  # resource errors kept in status: the first few say what i
 # client is shared by every SyncJob of one account (identity), region and endpoint, so they
 # wait together instead of each being throttled in turn.
 _BOTO_CONFIG = botocore.config.Config(
-    retries={"total_max_attempts": 1, "mode": "adaptive"}, connect_timeout=5, read_timeout=15
+    retries={"total_max_attempts": 1, "mode": "adaptive"},
+    connect_timeout=5,
+    read_timeout=READ_TIMEOUT_SECONDS,
 )
 
 

@@ -18,6 +18,8 @@ from tests.support.kube import Cli
 # The phases' deadlines below plus about 40 s of setup, settling, counting and cleanup.
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(480)]
 
+# As the emulators count them (GET /_emulator/calls, "injected").
+POST_COMMIT_FAILURES = ("500 after commit", "connection reset after commit", "response delay")
 PARAMS = ChaosParams(
     jobs=100,
     truto_share=0.6,  # 60 Truto jobs over 3 integrations, identical within each
@@ -73,6 +75,10 @@ def test_repeated_sigkill_leaves_one_remote_job_per_syncjob_and_none_after_delet
         "every status id exists remotely": not report.status_ids_missing_remotely,
         "no remote job without its SyncJob": not report.remote_ids_unreferenced,
         "no Terminal condition": not report.terminal,
+        "writes failed after their commit, each way": all(
+            sum(kinds.get(kind, 0) for kinds in report.injected_faults.values()) > 0
+            for kind in POST_COMMIT_FAILURES
+        ),
         f"all {PARAMS.jobs} SyncJobs Ready at their new spec": report.update.updated == PARAMS.jobs,
         "one distinct remote id per SyncJob after update": (
             report.update.distinct_remote_ids == PARAMS.jobs

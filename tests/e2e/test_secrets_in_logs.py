@@ -63,6 +63,9 @@ def test_no_secret_value_reaches_logs_events_or_status_at_debug_level(
     # kubectl apply: the last-applied annotation carries stringData in clear as well.
     kubectl.apply(token_secret(bad_token, name="bad-token"), "-n", namespace)
     kubectl.apply(token_secret(), "-n", namespace)
+    good_access, good_secret = keys["good"]
+    assert good_secret is not None
+    emulators.twinmaker_admin.add_credentials(good_access, good_secret)  # it verifies SigV4
     for name, (access, secret) in keys.items():
         kubectl.apply(_aws_keys(name, access_key=access, secret_key=secret), "-n", namespace)
     integration = f"crm-{namespace}"

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -204,6 +205,8 @@ class ChaosReport:
     remaining_remote_after_delete: dict[str, int] = field(default_factory=dict)
     seconds_to_deletion_done: float | None = None
     remote_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Failures the faults injected, by emulator and kind, all operations together.
+    injected_faults: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds_total: float = 0.0
     error: str | None = None  # the harness's own failure, if any (the run stopped early)
     problems: list[str] = field(default_factory=list)
@@ -301,6 +304,8 @@ class _ChaosRun:
     def run(self) -> ChaosReport:
         started = time.monotonic()
         calls_before = self._call_counts()
+        # Kept across runs on shared emulators: this run's are the difference.
+        injected_before = self._injected_counts()
         twinmaker = twinmaker_client(self.emulators.twinmaker_url)
         with httpx.Client(
             base_url=self.emulators.truto_url,
@@ -325,6 +330,12 @@ class _ChaosRun:
                 if self.params.cleanup:
                     self._cleanup(twinmaker)
         self.report.remote_calls = self._call_deltas(calls_before)
+        with contextlib.suppress(Exception):  # the report matters more than these figures
+            after = self._injected_counts()
+            self.report.injected_faults = {
+                name: {k: n - injected_before[name].get(k, 0) for k, n in kinds.items()}
+                for name, kinds in after.items()
+            }
         self.report.seconds_total = round(time.monotonic() - started, 1)
         self.report.problems = self._verdict()
         (self.log_path.parent / "report.json").write_text(self.report.to_json() + "\n")
@@ -650,6 +661,15 @@ class _ChaosRun:
 
     def _call_counts(self) -> dict[str, dict[str, int]]:
         return {name: admin.calls().operations for name, admin in self.admins.items()}
+
+    def _injected_counts(self) -> dict[str, dict[str, int]]:
+        totals: dict[str, dict[str, int]] = {}
+        for name, admin in self.admins.items():
+            kinds: Counter[str] = Counter()
+            for counts in admin.calls().injected.values():
+                kinds.update(counts)
+            totals[name] = dict(sorted(kinds.items()))
+        return totals
 
     def _call_deltas(self, before: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
         try:

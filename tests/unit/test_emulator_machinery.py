@@ -37,7 +37,7 @@ def test_foreign_page_tokens_are_rejected(token: str) -> None:
 
 
 async def test_next_n_fault_fails_n_calls_then_removes_itself() -> None:
-    book = FaultBook()
+    book = FaultBook(CallCounters())
     book.add(
         FaultRule(operation="GetSyncJob", status=500, code="InternalServerException", next_n=2)
     )
@@ -51,14 +51,14 @@ async def test_next_n_fault_fails_n_calls_then_removes_itself() -> None:
 
 
 async def test_wildcard_fault_with_zero_rate_adds_latency_but_never_errors() -> None:
-    book = FaultBook()
+    book = FaultBook(CallCounters())
     book.add(FaultRule(operation="*", latency_ms=1, status=503, error_rate=0.0))
     assert all([(await book.inject(op)).before_commit is None for op in ("A", "B", "C")])
     assert len(book.active()) == 1
 
 
 async def test_response_delay_is_held_after_the_operation_not_before() -> None:
-    book = FaultBook()
+    book = FaultBook(CallCounters())
     book.add(FaultRule(operation="CreateSyncJob", response_delay_ms=250, next_n=1))
     injection = await book.inject("CreateSyncJob")
     assert (injection.before_commit, injection.response_delay_ms) == (None, 250)
@@ -66,7 +66,7 @@ async def test_response_delay_is_held_after_the_operation_not_before() -> None:
 
 
 async def test_after_commit_failures_are_kept_apart_from_those_before() -> None:
-    book = FaultBook()
+    book = FaultBook(CallCounters())
     book.add(FaultRule(operation="CreateSyncJob", drop_connection=True, after_commit=True))
     book.add(FaultRule(operation="*", status=503, next_n=1))
     injection = await book.inject("CreateSyncJob")
@@ -74,14 +74,17 @@ async def test_after_commit_failures_are_kept_apart_from_those_before() -> None:
     assert injection.before_commit.status == 503
     assert injection.after_commit is not None
     assert injection.after_commit.drop_connection
+    assert injection.kinds() == ["503 before", "connection reset after commit"]
 
 
 async def test_a_response_delay_at_a_rate_holds_only_the_calls_it_draws() -> None:
-    book = FaultBook()
+    counters = CallCounters()
+    book = FaultBook(counters)
     book.add(FaultRule(operation="DeleteSyncJob", response_delay_ms=5, error_rate=0.5))
     delays = [(await book.inject("DeleteSyncJob")).response_delay_ms for _ in range(200)]
     assert 50 < delays.count(5) < 150
     assert set(delays) == {0, 5}
+    assert counters.snapshot()["injected"] == {"DeleteSyncJob": {"response delay": delays.count(5)}}
 
 
 @pytest.mark.parametrize(
@@ -109,10 +112,17 @@ def test_counters_keep_operations_and_objects_apart() -> None:
     counters.record("ListWorkspaces")
     counters.record("CreateSyncJob")
     counters.record_object("CreateSyncJob", "job-1")
+    counters.record_signer("ASIAEXAMPLE", "GetSyncJob", "ws/SITEWISE")
+    counters.record_signer("ASIAEXAMPLE", "ListWorkspaces")
     assert counters.snapshot() == {
         "operations": {"GetSyncJob": 1, "ListWorkspaces": 1, "CreateSyncJob": 1},
         "objects": {"ws/SITEWISE": {"GetSyncJob": 1}, "job-1": {"CreateSyncJob": 1}},
+        "signers": {"ASIAEXAMPLE": {"GetSyncJob": 1, "ListWorkspaces": 1}},
+        "object_signers": {"ws/SITEWISE": {"ASIAEXAMPLE": 1}},
+        "injected": {},
     }
+    counters.clear()
+    assert all(tally == {} for tally in counters.snapshot().values())
 
 
 def test_rate_limiter_windows_are_per_token_and_roll_over() -> None:

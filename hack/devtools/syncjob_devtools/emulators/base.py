@@ -115,7 +115,7 @@ class EmulatorCore:
         complete_fault: Callable[[FaultRule], FaultRule],
     ) -> None:
         self.counters = CallCounters()
-        self.faults = FaultBook()
+        self.faults = FaultBook(self.counters)
         # Set by the server that runs the app; None when the app runs elsewhere
         # (e.g. under a test client), where outages and dropped connections cannot be emulated.
         self.server: ServerControl | None = None

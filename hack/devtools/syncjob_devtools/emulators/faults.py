@@ -14,7 +14,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -121,6 +121,17 @@ class Injection:
     after_commit: InjectedError | None = None
     response_delay_ms: int = 0
 
+    def kinds(self) -> list[str]:
+        """What this injection does to its call, as ``GET /_emulator/calls`` counts it."""
+        kinds = []
+        for stage, failure in (("before", self.before_commit), ("after commit", self.after_commit)):
+            if failure is not None:
+                what = "connection reset" if failure.drop_connection else str(failure.status)
+                kinds.append(f"{what} {stage}")
+        if self.response_delay_ms:
+            kinds.append("response delay")
+        return kinds
+
     def fail_before(self, error: Callable[[InjectedError], Exception]) -> None:
         """Raise the failure due before the operation, rendered by ``error``."""
         if self.before_commit is not None:
@@ -139,11 +150,13 @@ NO_INJECTION = Injection()
 
 
 class FaultBook:
-    """Active fault rules, consulted once per API call."""
+    """Active fault rules, consulted once per API call; the failures they inject are counted
+    in ``counters``."""
 
-    def __init__(self) -> None:
+    def __init__(self, counters: CallCounters) -> None:
         self._rules: dict[str, ActiveFault] = {}
         self._random = random.Random()
+        self._counters = counters
 
     def add(self, rule: FaultRule) -> ActiveFault:
         active = ActiveFault(**rule.model_dump(), id=uuid.uuid4().hex[:12], remaining=rule.next_n)
@@ -185,15 +198,22 @@ class FaultBook:
                 )
         if latency_ms:
             await asyncio.sleep(latency_ms / 1000)
-        return Injection(failures.get(False), failures.get(True), response_delay_ms)
+        injection = Injection(failures.get(False), failures.get(True), response_delay_ms)
+        for kind in injection.kinds():
+            self._counters.record_injected(operation, kind)
+        return injection
 
 
 class CallCounters:
-    """Calls per operation and per object, for ``GET /_emulator/calls``."""
+    """Calls per operation and per object, for ``GET /_emulator/calls``; for signed APIs, the
+    authenticated calls per access key and the keys that signed each object's calls."""
 
     def __init__(self) -> None:
         self.operations: Counter[str] = Counter()
         self.objects: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.signers: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.object_signers: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.injected: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
     def record(self, operation: str, obj: str | None = None) -> None:
         self.operations[operation] += 1
@@ -204,12 +224,32 @@ class CallCounters:
         """Attribute an already counted call to an object known only afterwards."""
         self.objects[obj][operation] += 1
 
+    def record_signer(self, access_key_id: str, operation: str, obj: str | None = None) -> None:
+        self.signers[access_key_id][operation] += 1
+        if obj is not None:
+            self.object_signers[obj][access_key_id] += 1
+
+    def record_injected(self, operation: str, kind: str) -> None:
+        self.injected[operation][kind] += 1
+
     def clear(self) -> None:
-        self.operations.clear()
-        self.objects.clear()
+        for tally in (
+            self.operations,
+            self.objects,
+            self.signers,
+            self.object_signers,
+            self.injected,
+        ):
+            tally.clear()
 
     def snapshot(self) -> dict[str, dict[str, int] | dict[str, dict[str, int]]]:
+        def nested(tally: Mapping[str, Counter[str]]) -> dict[str, dict[str, int]]:
+            return {key: dict(counts) for key, counts in tally.items()}
+
         return {
             "operations": dict(self.operations),
-            "objects": {obj: dict(ops) for obj, ops in self.objects.items()},
+            "objects": nested(self.objects),
+            "signers": nested(self.signers),
+            "object_signers": nested(self.object_signers),
+            "injected": nested(self.injected),
         }

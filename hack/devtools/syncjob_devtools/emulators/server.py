@@ -25,6 +25,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from syncjob_devtools.emulators.base import emulator_core
+from syncjob_devtools.emulators.sigv4 import DEFAULT_AWS_CREDENTIALS
 from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.truto import create_app as create_truto_app
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
@@ -247,6 +248,14 @@ def _rate_limit(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError("expected N or N/SECONDS, e.g. 100/60") from exc
 
 
+def _key_pair(text: str) -> tuple[str, str]:
+    """``ACCESS_KEY_ID:SECRET_ACCESS_KEY``."""
+    key, colon, secret = text.partition(":")
+    if not (key and colon and secret):
+        raise argparse.ArgumentTypeError("expected ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+    return key, secret
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncjob-devtools emulators",
@@ -261,6 +270,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--transition-seconds", type=float, default=1.0, help="per state change")
     parser.add_argument("--account-id", default="123456789012")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--aws-credentials",
+        action="append",
+        type=_key_pair,
+        metavar="ID:SECRET",
+        help="a static AWS key pair TwinMaker requests may be signed with (repeatable), accepted"
+        " besides the default pairs",
+    )
     parser.add_argument(
         "--truto-token",
         action="append",
@@ -295,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             region=args.region,
             transition_seconds=args.transition_seconds,
             persist_path=persist / "twinmaker.json" if persist else None,
+            aws_credentials={**DEFAULT_AWS_CREDENTIALS, **dict(args.aws_credentials or [])},
         ),
         TrutoConfig(
             tokens=frozenset(args.truto_token or ["demo-token"]),

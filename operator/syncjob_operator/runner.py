@@ -164,7 +164,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truto-base-url", default=env("SYNCJOB_TRUTO_BASE_URL", DEFAULT_BASE_URL))
 
 
-def run(args: argparse.Namespace) -> int:
+# At DEBUG these clients log request and response bodies: Secret data (and kubectl's
+# last-applied annotation, which carries stringData in clear), tokens, signing details.
+# They stay at WARNING at every verbosity: secret values never reach the log.
+CLIENT_LOGGERS = ("kubernetes", "botocore", "boto3", "urllib3", "httpx", "httpcore", "aiohttp")
+
+
+def configure_logging(args: argparse.Namespace) -> None:
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
@@ -172,17 +178,18 @@ def run(args: argparse.Namespace) -> int:
         log_prefix=args.log_format == "plain",
         log_refkey="object" if args.log_format == "json" else None,
     )
-    # At DEBUG these clients log request and response bodies: Secret data (and kubectl's
-    # last-applied annotation, which carries stringData in clear), tokens, signing details.
-    # They stay at WARNING at every verbosity: secret values never reach the log.
-    for noisy in ("kubernetes", "botocore", "boto3", "urllib3", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for client in CLIENT_LOGGERS:
+        logging.getLogger(client).setLevel(logging.WARNING)
     # kopf logs each handler's success at INFO: for the index's event handler, a line per watch
     # event per object (10,000 at every restart) that says nothing.
     index_done = f"Handler '{INDEX_HANDLER_ID}' succeeded."
     logging.getLogger("kopf.objects").addFilter(
         lambda record: not str(record.msg).endswith(index_done)
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args)
     asyncio.run(_run(args))
     return 0
 

@@ -81,13 +81,19 @@ def emulators() -> Iterator[Emulators]:
 
 
 def start_operator(
-    control_plane: ControlPlane, emulators: Emulators, log_dir: Path, **kwargs: Any
+    control_plane: ControlPlane,
+    emulators: Emulators | RunningEmulators,
+    log_dir: Path,
+    **kwargs: Any,
 ) -> OperatorProcess:
+    """The operator against these emulators (the suite's, or a test's own), logging to
+    ``log_dir/operator.log``; ready when this returns."""
+    running = emulators.running if isinstance(emulators, Emulators) else emulators
     process = OperatorProcess(
         kubeconfig=control_plane.kubeconfig,
         log_path=log_dir / "operator.log",
-        twinmaker_url=emulators.running.twinmaker_url,
-        truto_url=emulators.running.truto_url,
+        twinmaker_url=running.twinmaker_url,
+        truto_url=running.truto_url,
         **kwargs,
     )
     process.start()

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from syncjob_devtools.emulators.faults import CallCounters, FaultBook, FaultRule
 from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
 from syncjob_devtools.emulators.restjson import AwsError, load_service_model, validate
+from syncjob_devtools.emulators.throttling import RequestRate, TokenBuckets
 from syncjob_devtools.emulators.truto import RateLimiter, TrutoConfig, validate_cron
 from syncjob_devtools.emulators.truto import create_app as create_truto
 from syncjob_devtools.emulators.twinmaker import SyncJobRecord, Transition, sitewise_resources
@@ -120,9 +121,20 @@ def test_counters_keep_operations_and_objects_apart() -> None:
         "signers": {"ASIAEXAMPLE": {"GetSyncJob": 1, "ListWorkspaces": 1}},
         "object_signers": {"ws/SITEWISE": {"ASIAEXAMPLE": 1}},
         "injected": {},
+        "throttled": {},
     }
     counters.clear()
     assert all(tally == {} for tally in counters.snapshot().values())
+
+
+def test_token_buckets_refill_at_the_rate_up_to_the_burst_per_account_and_operation() -> None:
+    buckets = TokenBuckets({"GetSyncJob": RequestRate(per_second=2, burst=3)})
+    assert [buckets.take("111", "GetSyncJob", 100.0) for _ in range(4)] == [True] * 3 + [False]
+    assert buckets.take("222", "GetSyncJob", 100.0)  # another account: its own bucket
+    assert buckets.take("111", "ListSyncJobs", 100.0)  # no rate for it: never throttled
+    assert buckets.take("111", "GetSyncJob", 100.5)  # 0.5 s at 2/s: one token back
+    assert not buckets.take("111", "GetSyncJob", 100.5)
+    assert [buckets.take("111", "GetSyncJob", 200.0) for _ in range(4)] == [True] * 3 + [False]
 
 
 def test_rate_limiter_windows_are_per_token_and_roll_over() -> None:

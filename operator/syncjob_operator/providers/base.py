@@ -117,6 +117,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         operation: str = "",
         answered: bool = True,
+        throttled: bool = False,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
@@ -126,6 +127,8 @@ class ProviderError(Exception):
         self.operation = operation
         # False when the request may still be processed remotely (timeout, lost connection).
         self.answered = answered
+        # The provider refused the call for its request rate (a 429, or AWS's throttling codes).
+        self.throttled = throttled
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ import botocore.exceptions
 import botocore.loaders
 import botocore.session
 
-from syncjob_operator.metrics import REMOTE_CALLS
+from syncjob_operator.metrics import REMOTE_CALLS, count_failed_call
 from syncjob_operator.model import ProviderName, SyncJob, TwinMakerSpec
 from syncjob_operator.providers.base import (
     ABSENT,
@@ -58,6 +58,18 @@ _RETRYABLE_CODES = frozenset(
         "ThrottledException",
         "SlowDown",
         "RequestLimitExceeded",
+    }
+)
+# The codes AWS services answer a call refused for its rate with (botocore's list, whatever the
+# HTTP status: some answer 400).
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
     }
 )
 _SETTLED_STATES = frozenset({"ACTIVE", "ERROR"})
@@ -127,7 +139,11 @@ def classify(error: Exception, operation: str) -> ProviderError:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         retryable = code in _RETRYABLE_CODES or status >= 500 or status == 429
         return ProviderError(
-            code, info.get("Message", str(error)), retryable=retryable, operation=operation
+            code,
+            info.get("Message", str(error)),
+            retryable=retryable,
+            operation=operation,
+            throttled=status == 429 or code in _THROTTLING_CODES,
         )
     if isinstance(
         error, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
@@ -346,7 +362,7 @@ class TwinMakerProvider:
             result = await loop.run_in_executor(self._executor, call)
         except Exception as exc:
             error = classify(exc, operation)
-            REMOTE_CALLS.labels(self.name, operation, error.code).inc()
+            count_failed_call(self.name, error)
             raise error from exc
         REMOTE_CALLS.labels(self.name, operation, "ok").inc()
         return result

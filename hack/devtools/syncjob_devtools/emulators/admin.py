@@ -27,6 +27,8 @@ class CallCounts(BaseModel):
     # Failures faults injected, by operation and kind ("500 before", "connection reset after
     # commit", "response delay", ...).
     injected: dict[str, dict[str, int]]
+    # TwinMaker with throttling on: calls refused for their rate, by operation.
+    throttled: dict[str, int]
 
 
 class EmulatorAdminError(Exception):
@@ -194,12 +196,29 @@ class EmulatorAdmin:
         self._call("DELETE", f"/sync-jobs/{workspace_id}/{sync_source}")
 
 
+def aws_client(
+    service: Literal["sts", "resourcegroupstaggingapi"],
+    endpoint_url: str,
+    region: str = "us-east-1",
+) -> Any:
+    """A boto3 client of another AWS API the TwinMaker emulator serves on its endpoint (``sts``,
+    ``resourcegroupstaggingapi``), signed with one of its default key pairs."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
+    )
+
+
 def twinmaker_client(
     endpoint_url: str,
     region: str = "us-east-1",
     *,
     read_timeout: float = 60.0,
     access_key: tuple[str, str] = ("emulator", "emulator"),
+    session_token: str | None = None,
 ) -> IoTTwinMakerClient:
     """A real boto3 TwinMaker client pointed at the emulator, for tests, demo and benchmarks.
 
@@ -207,7 +226,7 @@ def twinmaker_client(
     "api.127.0.0.1", which does not resolve. total_max_attempts=1: botocore's max_attempts
     counts retries, so it would still retry an injected 429/500 once and hide it.
     read_timeout defaults to botocore's own. access_key: (id, secret), one of the emulator's
-    default pairs unless given.
+    default pairs unless given; session_token with session credentials (STS's).
     """
     return boto3.client(
         "iottwinmaker",
@@ -215,6 +234,7 @@ def twinmaker_client(
         region_name=region,
         aws_access_key_id=access_key[0],
         aws_secret_access_key=access_key[1],
+        aws_session_token=session_token,
         config=botocore.config.Config(
             retries={"total_max_attempts": 1}, inject_host_prefix=False, read_timeout=read_timeout
         ),

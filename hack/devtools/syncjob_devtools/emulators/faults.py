@@ -214,6 +214,7 @@ class CallCounters:
         self.signers: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.object_signers: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.injected: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.throttled: Counter[str] = Counter()
 
     def record(self, operation: str, obj: str | None = None) -> None:
         self.operations[operation] += 1
@@ -232,6 +233,9 @@ class CallCounters:
     def record_injected(self, operation: str, kind: str) -> None:
         self.injected[operation][kind] += 1
 
+    def record_throttled(self, operation: str) -> None:
+        self.throttled[operation] += 1
+
     def clear(self) -> None:
         for tally in (
             self.operations,
@@ -239,6 +243,7 @@ class CallCounters:
             self.signers,
             self.object_signers,
             self.injected,
+            self.throttled,
         ):
             tally.clear()
 
@@ -252,4 +257,5 @@ class CallCounters:
             "signers": nested(self.signers),
             "object_signers": nested(self.object_signers),
             "injected": nested(self.injected),
+            "throttled": dict(self.throttled),
         }

@@ -26,9 +26,10 @@ from starlette.applications import Starlette
 
 from syncjob_devtools.emulators.base import emulator_core
 from syncjob_devtools.emulators.sigv4 import DEFAULT_AWS_CREDENTIALS
+from syncjob_devtools.emulators.throttling import DEFAULT_REQUEST_RATES, RequestRate
 from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.truto import create_app as create_truto_app
-from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.emulators.twinmaker import MODEL_OPERATIONS, TwinMakerConfig
 from syncjob_devtools.emulators.twinmaker import create_app as create_twinmaker_app
 
 STARTUP_TIMEOUT_SECONDS = 15.0
@@ -256,6 +257,21 @@ def _key_pair(text: str) -> tuple[str, str]:
     return key, secret
 
 
+def _request_rate(text: str) -> tuple[str, RequestRate]:
+    """``OPERATION=PER_SECOND`` or ``OPERATION=PER_SECOND/BURST`` (burst defaults to the rate)."""
+    operation, _, rate = text.partition("=")
+    if operation not in MODEL_OPERATIONS:
+        raise argparse.ArgumentTypeError(f"{operation!r} is not a TwinMaker operation served")
+    per_second, _, burst = rate.partition("/")
+    try:
+        value = float(per_second)
+        return operation, RequestRate(per_second=value, burst=int(burst or max(1, value)))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            "expected OPERATION=PER_SECOND[/BURST], e.g. CreateSyncJob=10/20"
+        ) from exc
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncjob-devtools emulators",
@@ -277,6 +293,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID:SECRET",
         help="a static AWS key pair TwinMaker requests may be signed with (repeatable), accepted"
         " besides the default pairs",
+    )
+    parser.add_argument(
+        "--twinmaker-throttling",
+        action="store_true",
+        help="enforce per-account, per-operation request rates (ThrottlingException, 429)",
+    )
+    parser.add_argument(
+        "--twinmaker-rate",
+        action="append",
+        type=_request_rate,
+        metavar="OPERATION=PER_SECOND[/BURST]",
+        help="override one operation's rate (repeatable); the defaults are in docs/emulators.md",
     )
     parser.add_argument(
         "--truto-token",
@@ -313,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             transition_seconds=args.transition_seconds,
             persist_path=persist / "twinmaker.json" if persist else None,
             aws_credentials={**DEFAULT_AWS_CREDENTIALS, **dict(args.aws_credentials or [])},
+            throttling=args.twinmaker_throttling,
+            request_rates={**DEFAULT_REQUEST_RATES, **dict(args.twinmaker_rate or [])},
         ),
         TrutoConfig(
             tokens=frozenset(args.truto_token or ["demo-token"]),

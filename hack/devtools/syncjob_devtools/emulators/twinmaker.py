@@ -65,6 +65,7 @@ from syncjob_devtools.emulators.sts import (
     error_response,
     ok_response,
 )
+from syncjob_devtools.emulators.throttling import DEFAULT_REQUEST_RATES, RequestRate, TokenBuckets
 
 SERVICE = "iottwinmaker"
 SYNC_JOB_OPERATIONS = (
@@ -130,6 +131,19 @@ class TwinMakerConfig(BaseModel):
     # Access key id -> secret access key: the static keys requests may be signed with (the
     # session credentials its STS issues are accepted too, until they expire).
     aws_credentials: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_AWS_CREDENTIALS))
+    # Per-account, per-operation request rates (token buckets), enforced when throttling is on:
+    # calls beyond them get ThrottlingException (429). Off by default: the suite runs faster.
+    throttling: bool = False
+    request_rates: dict[str, RequestRate] = Field(
+        default_factory=lambda: dict(DEFAULT_REQUEST_RATES)
+    )
+
+    @model_validator(mode="after")
+    def _rates_name_operations(self) -> TwinMakerConfig:
+        unknown = sorted(set(self.request_rates) - set(MODEL_OPERATIONS))
+        if unknown:
+            raise ValueError(f"request_rates for operations not served: {unknown}")
+        return self
 
 
 class Transition(BaseModel):
@@ -272,6 +286,7 @@ class TwinMakerEmulator:
         )
         self.core = EmulatorCore(reset_state=self._reset, complete_fault=self._complete_fault)
         self.credentials = CredentialStore(config.aws_credentials)
+        self._buckets = TokenBuckets(config.request_rates) if config.throttling else None
         self.bindings = {
             name: OperationBinding(self.model.operation_model(name)) for name in MODEL_OPERATIONS
         }
@@ -332,7 +347,10 @@ class TwinMakerEmulator:
         obj = self._object_key(labels, request, body)
         self.core.counters.record(binding.name, obj)
         try:
-            await self._authenticate(request, binding.name, obj)
+            account = await self._authenticate(request, binding.name, obj)
+            if self._buckets is not None and not self._buckets.take(account, binding.name, now):
+                self.core.counters.record_throttled(binding.name)
+                raise AwsError("ThrottlingException", "Rate exceeded")
             injection = await self.core.faults.inject(binding.name)
             injection.fail_before(_aws_error)
             params = binding.parse(labels, request.query_params, body)
@@ -442,13 +460,16 @@ class TwinMakerEmulator:
 
     async def _authenticate(
         self, request: Request, operation: str, obj: str | None = None, service: str = SERVICE
-    ) -> None:
+    ) -> str:
         """Reject requests not SigV4-signed for this service and region by a known key (see
-        ``sigv4.py``); count the call against the key that signed it."""
+        ``sigv4.py``); count the call against the key that signed it. Returns the account the
+        key belongs to: an assumed role's, else this emulator's."""
         signer = await self.credentials.authenticate(
             request, service=service, region=self.config.region, now=time.time()
         )
         self.core.counters.record_signer(signer.access_key_id, operation, obj)
+        role_account = _ROLE_ACCOUNT.match(signer.role_arn or "")
+        return role_account[1] if role_account else self.config.account_id
 
     def _object_key(self, labels: dict[str, str], request: Request, body: bytes) -> str | None:
         """``<workspaceId>/<syncSource>`` for job calls, ``<workspaceId>`` for workspace calls."""
@@ -494,6 +515,8 @@ class TwinMakerEmulator:
 
     def _reset(self) -> None:
         self.state = TwinMakerState()
+        if self._buckets is not None:
+            self._buckets.clear()
         self._next_purge = float("inf")
         self._save()
 

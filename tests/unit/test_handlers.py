@@ -407,6 +407,33 @@ async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: 
         assert (provider.calls, writer.writes, writer.dropped) == ([], [], [])
 
 
+async def test_a_drift_pass_never_acts_on_a_spec_a_change_handler_has_replaced(
+    posted: Posted,
+) -> None:
+    """The pass takes its members when it starts; a spec change handled meanwhile (the remote
+    job already brought to the new spec) must not be "corrected" back to the old one. Seen in
+    a chaos run: a Truto job PATCHed to its new resources, then back to the old ones."""
+    provider = FakeProvider([])  # any remote call fails the test
+    handlers = _handlers(provider)
+    before = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
+    await handlers.on_event(body=_body(before), type="MODIFIED")
+    [taken_by_the_pass] = list(handlers.due_members())
+    tagged = {"awsIoTTwinMaker": {**TWINMAKER_SPEC["awsIoTTwinMaker"], "tags": {"team": "b"}}}
+    changed = body(
+        external_id="id-1",
+        spec=tagged,
+        generation=4,
+        status={**SYNCED, "observedGeneration": 4},
+        annotations=HANDLED,
+    )
+    await handlers.on_event(body=_body(changed), type="MODIFIED")  # handled, then indexed
+
+    await handlers.resync(taken_by_the_pass)
+
+    writer = cast(RecordingStatusWriter, handlers.runtime.status_writer)
+    assert (provider.calls, writer.writes, posted.events) == ([], [], [])
+
+
 async def _drift_pass(handlers: Handlers, one: dict[str, Any]) -> None:
     """What a drift pass does with `one` indexed: resyncs it if it is due."""
     await handlers.on_event(body=_body(one), type="MODIFIED")

@@ -3,6 +3,7 @@
     python hack/bench_operator.py --jobs 500            # 1,000 SyncJobs, half per provider
     python hack/bench_operator.py --jobs 5000 --soak-seconds 3600
     python hack/bench_operator.py --jobs 200 --truto-rate-limit 100   # 429s under a rate limit
+    python hack/bench_operator.py --jobs 1000 --twinmaker-throttling  # AWS-like request rates
 
 One run, one control plane, the emulators (TwinMaker 0.5 s per state) and the operator side by
 side. Phases, each reported:
@@ -58,6 +59,7 @@ from syncjob_devtools.apicounts import (
 )
 from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.throttling import DEFAULT_REQUEST_RATES, RequestRate
 from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
@@ -177,6 +179,10 @@ class Bench:
             for op, count in admin.calls().operations.items():
                 calls[f"{provider} {op}"] += count
         return calls
+
+    def twinmaker_throttled(self) -> Counter[str]:
+        """TwinMaker calls the emulator refused for their rate, by operation."""
+        return Counter(self.tm.calls().throttled)
 
     def operator(self, resync: float) -> OperatorProcess:
         return OperatorProcess(
@@ -328,6 +334,23 @@ def rate_limited(metrics: str) -> int:
     return int(sum(float(n) for n in re.findall(pattern, metrics, re.M)))
 
 
+def throttled_calls(metrics: str) -> int:
+    """The operator's calls refused for their rate (syncjob_throttled_calls_total)."""
+    pattern = r"^syncjob_throttled_calls_total\{[^}]*\} (\S+)"
+    return int(sum(float(n) for n in re.findall(pattern, metrics, re.M)))
+
+
+def throttling(calls: Counter[str], throttled: Counter[str]) -> dict[str, Any]:
+    """TwinMaker calls of a phase and the share the emulator throttled (0 with throttling off)."""
+    total = sum(n for key, n in calls.items() if key.startswith("twinmaker "))
+    return {
+        "calls": total,
+        "throttled": sum(throttled.values()),
+        "throttled_percent": round(100 * sum(throttled.values()) / total, 2) if total else 0.0,
+        "throttled_by_operation": dict(throttled),
+    }
+
+
 def per(counts: Counter[str], n: float) -> dict[str, float]:
     return {key: round(value / n, 3) for key, value in sorted(counts.items()) if value}
 
@@ -354,6 +377,11 @@ def main() -> None:
         help="requests per token per --truto-rate-window the Truto emulator allows (429 beyond)",
     )
     parser.add_argument("--truto-rate-window", type=float, default=10.0)
+    parser.add_argument(
+        "--twinmaker-throttling",
+        action="store_true",
+        help="the TwinMaker emulator enforces its per-account, per-operation request rates",
+    )
     args = parser.parse_args()
     total = 2 * args.jobs
     scopes = args.jobs + INTEGRATIONS  # a workspace per TwinMaker job, an integration per 10th
@@ -363,7 +391,16 @@ def main() -> None:
         ControlPlane() as plane,
         RunningEmulators(
             # A workspace per TwinMaker job: above AWS's default quota of 1,000 when asked.
-            TwinMakerConfig(transition_seconds=0.5, max_workspaces=max(1000, args.jobs)),
+            TwinMakerConfig(
+                transition_seconds=0.5,
+                max_workspaces=max(1000, args.jobs),
+                throttling=args.twinmaker_throttling,
+                # The set-up's workspaces are not under test: only the operator's calls are.
+                request_rates={
+                    **DEFAULT_REQUEST_RATES,
+                    "CreateWorkspace": RequestRate(per_second=10_000, burst=10_000),
+                },
+            ),
             TrutoConfig(
                 tokens=frozenset({"t"}),
                 rate_limit=args.truto_rate_limit,
@@ -403,6 +440,7 @@ def main() -> None:
 
         threading.Thread(target=sample, daemon=True).start()
         writes, calls = bench.writes(), bench.remote_calls()
+        throttled = bench.twinmaker_throttled()
         # CPU by process during the burst: the emulators run in this process.
         processes = {
             **plane_pids(plane, "kube-apiserver", "etcd"),
@@ -436,6 +474,10 @@ def main() -> None:
             "truto_429s": rate_limited(operator.metrics()),
             # Watches the API server closed under the load; each resumed from a new list.
             "ready_watch_relists": bench.relists,
+            "twinmaker_throttling": throttling(
+                ready_calls, bench.twinmaker_throttled() - throttled
+            ),
+            "operator_throttled_calls": throttled_calls(operator.metrics()),
         }
         writes, calls = bench.writes(), bench.remote_calls()
         started = time.monotonic()
@@ -455,6 +497,7 @@ def main() -> None:
             "remote_calls_by_kind": dict(bench.remote_calls() - calls),
         }
         writes, calls = bench.writes(), bench.remote_calls()
+        throttled = bench.twinmaker_throttled()
         time.sleep(args.steady_seconds)
         periods = args.steady_seconds / args.resync_seconds
         steady_writes = bench.writes() - writes
@@ -469,6 +512,9 @@ def main() -> None:
                 sum(steady_calls.values()) / scopes / periods, 2
             ),
             "remote_calls_by_kind": dict(steady_calls),
+            "twinmaker_throttling": throttling(
+                steady_calls, bench.twinmaker_throttled() - throttled
+            ),
             "operator_rss_mib": round(rss_mib(pid), 1),
         }
         sampling.set()

@@ -1,9 +1,11 @@
 """Chaos run: many SyncJobs applied at once under injected faults (500s and latency on every
-emulator operation), the operator SIGKILLed again and again while they converge and while they
-are deleted; the verdict is counted on the emulators. Starts its own control plane and
+emulator operation; writes that take effect and then fail with a 500, a reset connection or an
+answer slower than the operator's timeout), the operator SIGKILLed again and again while they
+converge, while every spec changes and while they are deleted; the verdict is counted on the
+emulators. Starts its own control plane and
 emulators, prints the report as JSON, exits 1 when the verdict found problems.
 
-    python hack/chaos.py --jobs 200 --kills-create 20 --kills-delete 10
+    python hack/chaos.py --jobs 200 --kills-create 20 --kills-update 10 --kills-delete 10
 
 Bounded: every phase has a deadline (--converge-timeout, --delete-timeout).
 """
@@ -32,11 +34,25 @@ def main() -> int:
     parser.add_argument("--truto-share", type=float, default=0.6, help="fraction that is Truto")
     parser.add_argument("--integrations", type=int, default=3, help="Truto integrations")
     parser.add_argument("--kills-create", type=int, default=20)
+    parser.add_argument("--kills-update", type=int, default=10)
     parser.add_argument("--kills-delete", type=int, default=10)
     parser.add_argument("--resync-seconds", type=float, default=5.0)
     parser.add_argument("--error-rate", type=float, default=0.1, help="500s on every operation")
     parser.add_argument("--latency-ms", type=int, default=150, help="added to every operation")
+    parser.add_argument(
+        "--post-commit-rate",
+        type=float,
+        default=0.06,
+        help="share of writes that take effect, then fail (5xx, reset, slow answer alike)",
+    )
+    parser.add_argument(
+        "--slow-response-ms",
+        type=int,
+        default=None,
+        help="how long a slow answer is held; default: the operator's read timeout + 2 s",
+    )
     parser.add_argument("--converge-timeout", type=float, default=300.0)
+    parser.add_argument("--update-timeout", type=float, default=180.0)
     parser.add_argument("--delete-timeout", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=None, help="kill timing, to repeat a run")
     parser.add_argument("--log-dir", type=Path, default=None, help="default: a new temp dir")
@@ -49,19 +65,24 @@ def main() -> int:
     from tests.support.chaos import ChaosParams, run_chaos
     from tests.support.kube import Cli
 
+    slow = {} if args.slow_response_ms is None else {"slow_response_ms": args.slow_response_ms}
     params = ChaosParams(
         jobs=args.jobs,
         truto_share=args.truto_share,
         integrations=args.integrations,
         kills_create=args.kills_create,
+        kills_update=args.kills_update,
         kills_delete=args.kills_delete,
         resync_seconds=args.resync_seconds,
         error_rate=args.error_rate,
         latency_ms=args.latency_ms,
+        post_commit_rate=args.post_commit_rate,
         converge_timeout=args.converge_timeout,
+        update_timeout=args.update_timeout,
         delete_timeout=args.delete_timeout,
         seed=args.seed,
         cleanup=not args.no_cleanup,
+        **slow,
     )
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="syncjob-chaos-"))
     print(f"operator log: {log_dir / 'operator.log'}", file=sys.stderr)

@@ -169,7 +169,7 @@ class HandlerDeps:
     reconciles: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
     )
-    answered: set[tuple[str, str]] = field(default_factory=set)
+    answered: dict[str, str] = field(default_factory=dict)
     # SyncJobs whose deletion finished here: they no longer need their Secrets, even before
     # the watch reports them gone.
     finished: set[str] = field(default_factory=set)
@@ -335,6 +335,8 @@ class Handlers:
         self.index.remove(uid)
         self._progress_read.pop(uid, None)
         OBJECT_STATES.states.pop(uid, None)
+        self.runtime.answered.pop(uid, None)
+        self.runtime.finished.discard(uid)
 
     async def on_change(
         self,
@@ -385,6 +387,10 @@ class Handlers:
             trigger="resync",
             max_age=timing.list_age,
             progress=self._progress_due(job.uid),
+            # A change handler may take the object's lock while this waits for it, and bring
+            # the remote job to a newer spec: acting on this member then would "correct" the
+            # remote job back to the spec it replaced.
+            still_current=lambda: self.index.value(job.uid, MEMBER_KEY) == member,
         )
         if result is None:
             return
@@ -415,9 +421,11 @@ class Handlers:
         trigger: Trigger,
         max_age: float | None,
         progress: bool = False,
+        still_current: Callable[[], bool] = lambda: True,
     ) -> Result | None:
         """Converges `job` and follows it until it settles; None when a terminal error is on
-        record, unchanged, and not due for a re-check (then nothing is called)."""
+        record, unchanged, and not due for a re-check (then nothing is called), or when
+        `still_current()` says, once the object's lock is held, that `job` is out of date."""
         runtime = self.runtime
         if job.paused:
             return self._conclude(
@@ -434,6 +442,8 @@ class Handlers:
         ctx = runtime.context(job, writer)
         started = time.monotonic()
         async with runtime.locks.hold(job.uid):
+            if not still_current():
+                return None
             async with runtime.reconciles:
                 outcome = await reconcile.converge(job, ctx, max_age=max_age, progress=progress)
             outcome = await self._settle(job, ctx, outcome)

@@ -75,6 +75,13 @@ class ObjectIndex:
         if len(held) == 1:
             self._by_key[key] = next(iter(held.items()))
 
+    def value(self, uid: str, key: IndexKey) -> Any:
+        """What one object holds under `key` now; None when it holds nothing there."""
+        if key not in self._by_object.get(uid, ()):
+            return None
+        held = self._value(uid, key)
+        return None if held is _ABSENT else held
+
     def get(self, key: IndexKey, default: Collection[Any] = ()) -> Collection[Any]:
         held = self._by_key.get(key)
         if held is None:

@@ -1,14 +1,19 @@
-"""Prometheus metrics. kopf has none of its own; these cover reconciles, remote calls,
-retries, terminal errors, the drift pass and the SyncJobs by provider and remote state."""
+"""Prometheus metrics. kopf has none of its own; these cover reconciles, remote calls (throttled
+ones apart), retries, terminal errors, the drift pass and the SyncJobs by provider and remote
+state."""
 
 from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from syncjob_operator.providers.base import ProviderError
 
 REGISTRY = CollectorRegistry()
 
@@ -28,6 +33,13 @@ REMOTE_CALLS = Counter(
     "syncjob_remote_calls_total",
     "Remote API calls by provider, operation and result (ok or the classified error code).",
     ["provider", "operation", "result"],
+    registry=REGISTRY,
+)
+THROTTLED_CALLS = Counter(
+    "syncjob_throttled_calls_total",
+    "Remote API calls the provider refused for their request rate (HTTP 429, AWS throttling"
+    " codes), by provider and operation.",
+    ["provider", "operation"],
     registry=REGISTRY,
 )
 RETRIES = Counter(
@@ -58,6 +70,14 @@ TERMINAL_ERRORS = Counter(
     ["provider", "code"],
     registry=REGISTRY,
 )
+
+
+def count_failed_call(provider: str, error: ProviderError) -> None:
+    """A remote call that failed with ``error``: by its code, and as throttled if it was.
+    Labels stay bounded: operations are the providers' own constants."""
+    REMOTE_CALLS.labels(provider, error.operation, error.code).inc()
+    if error.throttled:
+        THROTTLED_CALLS.labels(provider, error.operation).inc()
 
 
 class _ObjectStates(Collector):

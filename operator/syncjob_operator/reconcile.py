@@ -77,8 +77,9 @@ class Context:
     # How long a create request may still land after the process that sent it died: no second
     # create (and no "already gone" on delete) while an interrupted one may be in flight.
     in_flight_seconds: float = 30.0
-    # Creates this process saw answered, by (uid, marker): nothing of theirs is in flight.
-    answered: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    # The create marker whose create this process saw answered, by uid: nothing of it is in
+    # flight. Only an object's latest marker matters (a newer one replaces it on the object).
+    answered: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,9 @@ async def _create_once(job: SyncJob, ctx: Context) -> tuple[Observation, Action]
         observed = await provider.create(job)
     except ProviderError as error:
         if error.answered:
-            ctx.answered.add((job.uid, pending.encode()))
+            ctx.answered[job.uid] = pending.encode()
         raise
-    ctx.answered.add((job.uid, pending.encode()))
+    ctx.answered[job.uid] = pending.encode()
     if not observed.exists:
         # The name was taken (a conflict), and the job holding it went before it could be read.
         raise ProviderError(
@@ -259,7 +260,7 @@ async def _claim_leftover(job: SyncJob, ctx: Context) -> Observation | None:
 def _wait_out_interrupted_create(job: SyncJob, ctx: Context) -> None:
     """Raises while a create sent by a process that died may still land remotely."""
     pending = job.pending_create
-    if pending is None or (job.uid, pending.encode()) in ctx.answered:
+    if pending is None or ctx.answered.get(job.uid) == pending.encode():
         return
     _raise_while_in_flight(pending.started_at, "create", ctx)
 

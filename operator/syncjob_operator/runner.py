@@ -198,7 +198,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truto-base-url", default=env("SYNCJOB_TRUTO_BASE_URL", DEFAULT_BASE_URL))
 
 
-def run(args: argparse.Namespace) -> int:
+# At DEBUG these clients log request and response bodies: Secret data (and kubectl's
+# last-applied annotation, which carries stringData in clear), tokens, signing details.
+# They stay at WARNING at every verbosity: secret values never reach the log.
+CLIENT_LOGGERS = ("kubernetes", "botocore", "boto3", "urllib3", "httpx", "httpcore", "aiohttp")
+
+
+def configure_logging(args: argparse.Namespace) -> None:
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
@@ -206,11 +212,8 @@ def run(args: argparse.Namespace) -> int:
         log_prefix=args.log_format == "plain",
         log_refkey="object" if args.log_format == "json" else None,
     )
-    # At DEBUG these clients log request and response bodies: Secret data (and kubectl's
-    # last-applied annotation, which carries stringData in clear), tokens, signing details.
-    # They stay at WARNING at every verbosity: secret values never reach the log.
-    for noisy in ("kubernetes", "botocore", "boto3", "urllib3", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for client in CLIENT_LOGGERS:
+        logging.getLogger(client).setLevel(logging.WARNING)
     # urllib3 warns of each retry of each request while the API server is away; the error that
     # ends them reaches the operator, which logs it once, classified (kube.unreachable).
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
@@ -222,6 +225,10 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kopf.objects").addFilter(
         lambda record: not str(record.msg).endswith(index_done)
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args)
     asyncio.run(_run(args))
     return 0
 

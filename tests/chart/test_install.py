@@ -33,6 +33,7 @@ from syncjob_operator.kube import secret_hold
 from tests.chart.support import CHART, REPO, SECRET_FINALIZER, secret_policy_name, value_args
 from tests.support.argocd import argocd_health
 from tests.support.kube import Cli, wait_until
+from tests.support.secrets import leaks
 
 pytestmark = pytest.mark.cluster
 
@@ -405,11 +406,11 @@ def test_secret_values_never_leave_their_secrets(kubectl: Cli, cluster_release: 
         "operator log": cluster_release.log.read_text(),
         "events": kubectl.run("get", "events", "-n", cluster_release.apps, "-o", "json").stdout,
         "syncjobs": kubectl.run("get", "syncjobs", "-n", cluster_release.apps, "-o", "json").stdout,
+        "metrics": cluster_release.operator.metrics(),
+        "kubectl describe": kubectl.run("describe", "syncjobs", "-n", cluster_release.apps).stdout,
     }
     assert "factory-sitewise" in places["events"]  # the operator did post Events
-    for where, text in places.items():
-        for key, value in SECRET_VALUES.items():
-            assert value not in text, f"the example's {key} appears in the {where}"
+    assert leaks({f"the example's {k}": v for k, v in SECRET_VALUES.items()}, places) == []
 
 
 def test_namespaced_release_with_peering(

@@ -40,7 +40,7 @@ def signed(
     aws = AWSRequest(
         method=method, url=url, data=body, headers={"Content-Type": "application/json"}
     )
-    SigV4Auth(Credentials("x", "y"), service, "us-east-1").add_auth(aws)
+    SigV4Auth(Credentials("emulator", "emulator"), service, "us-east-1").add_auth(aws)
     return httpx.Request(method, url, content=body, headers=dict(aws.headers.items()))
 
 

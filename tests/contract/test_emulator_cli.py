@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from syncjob_devtools.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 
 
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -104,3 +104,15 @@ def test_port_in_use_fails_with_exit_code_1(
     )
     assert result.returncode == 1
     assert b"cannot listen" in result.stderr
+
+
+def test_aws_credentials_add_a_key_pair_beside_the_defaults(tmp_path: Path) -> None:
+    process, urls = start(tmp_path, "--aws-credentials=AKIAMINE:my-secret")
+    try:
+        with EmulatorAdmin(urls["twinmaker"]) as admin:
+            keys = {c.access_key_id: c.kind for c in admin.credentials()}
+        assert keys["AKIAMINE"] == keys["AKIAEXAMPLEEXAMPLE00"] == "static"
+        mine = twinmaker_client(urls["twinmaker"], access_key=("AKIAMINE", "my-secret"))
+        assert mine.list_workspaces()["workspaceSummaries"] == []
+    finally:
+        assert stop(process) == 0

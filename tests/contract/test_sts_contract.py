@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from syncjob_devtools.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.admin import EmulatorAdmin, aws_client
 from syncjob_devtools.emulators.server import RunningEmulators
 from tests.contract.conftest import PARTNER_EXTERNAL_ID, PARTNER_ROLE
 
@@ -19,13 +18,7 @@ OPEN_ROLE = "arn:aws:iam::123456789012:role/TwinMakerSync"
 
 @pytest.fixture
 def sts(emulators: RunningEmulators) -> Any:
-    return boto3.client(
-        "sts",
-        endpoint_url=emulators.twinmaker_url,
-        region_name="us-east-1",
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
-    )
+    return aws_client("sts", emulators.twinmaker_url)
 
 
 def test_assume_role_returns_session_credentials_that_expire(

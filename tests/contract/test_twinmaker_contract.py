@@ -9,14 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 from starlette.routing import Route
 
-from syncjob_devtools.emulators.admin import EmulatorAdmin, EmulatorAdminError
+from syncjob_devtools.emulators.admin import EmulatorAdmin, EmulatorAdminError, aws_client
 from syncjob_devtools.emulators.restjson import enum_values, load_service_model
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.emulators.twinmaker import SERVED_OPERATIONS, TwinMakerConfig, create_app
@@ -356,13 +355,7 @@ def test_tagging_api_lists_the_owner_tagged_jobs_of_the_region_in_pages(
         arns[index] = tm.create_sync_job(
             workspaceId=f"site-{index}", syncSource="SITEWISE", syncRole=ROLE, tags=tags
         )["arn"]
-    tagging = boto3.client(
-        "resourcegroupstaggingapi",
-        endpoint_url=emulators.twinmaker_url,
-        region_name="us-east-1",
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
-    )
+    tagging = aws_client("resourcegroupstaggingapi", emulators.twinmaker_url)
     found: dict[str, dict[str, str]] = {}
     token = ""
     pages = 0

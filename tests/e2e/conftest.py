@@ -16,9 +16,10 @@ from mypy_boto3_iottwinmaker import IoTTwinMakerClient
 
 from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_devtools.emulators.server import RunningEmulators
+from syncjob_devtools.emulators.sigv4 import DEFAULT_AWS_CREDENTIALS
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
-from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
+from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess, aws_key_pair
 from tests.support.kube import Cli, condition, wait_until
 
 TRUTO_TOKEN = "e2e-token"
@@ -26,6 +27,7 @@ ROLE = "arn:aws:iam::123456789012:role/TwinMakerSync"
 # A role in another account whose trust policy demands an external id (tests/e2e/...account).
 PARTNER_ROLE = "arn:aws:iam::210987654321:role/PartnerTwinMaker"
 PARTNER_EXTERNAL_ID = "partner-7f3a"
+OPERATOR_ACCESS_KEY, _OPERATOR_SECRET = aws_key_pair()
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,10 @@ def emulators() -> Iterator[Emulators]:
 
     with RunningEmulators(
         TwinMakerConfig(
-            transition_seconds=0.3, role_external_ids={PARTNER_ROLE: PARTNER_EXTERNAL_ID}
+            transition_seconds=0.3,
+            role_external_ids={PARTNER_ROLE: PARTNER_EXTERNAL_ID},
+            # The operator's own key, should the environment name one.
+            aws_credentials={**DEFAULT_AWS_CREDENTIALS, OPERATOR_ACCESS_KEY: _OPERATOR_SECRET},
         ),
         TrutoConfig(tokens=frozenset({TRUTO_TOKEN})),
     ) as running:
@@ -76,13 +81,19 @@ def emulators() -> Iterator[Emulators]:
 
 
 def start_operator(
-    control_plane: ControlPlane, emulators: Emulators, log_dir: Path, **kwargs: Any
+    control_plane: ControlPlane,
+    emulators: Emulators | RunningEmulators,
+    log_dir: Path,
+    **kwargs: Any,
 ) -> OperatorProcess:
+    """The operator against these emulators (the suite's, or a test's own), logging to
+    ``log_dir/operator.log``; ready when this returns."""
+    running = emulators.running if isinstance(emulators, Emulators) else emulators
     process = OperatorProcess(
         kubeconfig=control_plane.kubeconfig,
         log_path=log_dir / "operator.log",
-        twinmaker_url=emulators.running.twinmaker_url,
-        truto_url=emulators.running.truto_url,
+        twinmaker_url=running.twinmaker_url,
+        truto_url=running.truto_url,
         **kwargs,
     )
     process.start()

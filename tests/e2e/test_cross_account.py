@@ -1,11 +1,13 @@
 """Cross-account TwinMaker SyncJobs: spec.awsIoTTwinMaker.assumeRole, through the real boto3
-STS client against the emulator's AssumeRole (which enforces the role's external id)."""
+STS client against the emulator's AssumeRole (which enforces the role's external id), and the
+TwinMaker calls signed with the session credentials it issued (the emulator verifies SigV4)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.e2e.conftest import (
+    OPERATOR_ACCESS_KEY,
     PARTNER_EXTERNAL_ID,
     PARTNER_ROLE,
     Emulators,
@@ -24,8 +26,10 @@ def test_syncjobs_assuming_one_role_share_one_sts_call(
     before = emulators.twinmaker_admin.count("AssumeRole")
     role = {"roleArn": PARTNER_ROLE, "externalId": PARTNER_EXTERNAL_ID}
     names = ("partner-a", "partner-b", "partner-c")
+    workspaces = []
     for name in names:
         workspace = emulators.new_workspace()
+        workspaces.append(workspace)
         kubectl.apply(
             twinmaker_job(name, workspace, provider={"assumeRole": role}), "-n", namespace
         )
@@ -34,6 +38,20 @@ def test_syncjobs_assuming_one_role_share_one_sts_call(
     # One role, one source identity: one AssumeRole for every call of all three, until the
     # credentials near their expiry (an hour).
     assert emulators.twinmaker_admin.count("AssumeRole") - before == 1
+    # Every TwinMaker call on their jobs was signed (and verified) with the role's session
+    # credentials, none with the operator's own key.
+    admin = emulators.twinmaker_admin
+    sessions = {
+        c.access_key_id
+        for c in admin.credentials()
+        if c.kind == "session" and c.role_arn == PARTNER_ROLE
+    }
+    object_signers = admin.calls().object_signers
+    for workspace in workspaces:
+        signers = set(object_signers.get(f"{workspace}/SITEWISE", {}))
+        assert signers, f"no signed call on {workspace}'s job"
+        assert signers <= sessions, f"{workspace}'s job: signed by {signers}, not {sessions}"
+        assert OPERATOR_ACCESS_KEY not in signers
 
 
 def test_a_wrong_external_id_is_terminal_and_names_the_role(

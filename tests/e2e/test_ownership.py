@@ -312,7 +312,10 @@ def test_deleting_a_namespace_deletes_the_remote_jobs_of_both_providers(
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "aws-keys"},
-        "stringData": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"},
+        "stringData": {  # the pair of examples/twinmaker.yaml, known to the emulator
+            "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE00",
+            "AWS_SECRET_ACCESS_KEY": "example-secret-access-key",
+        },
     }
     kubectl.apply(token_secret(), "-n", namespace)
     kubectl.apply(yaml.safe_dump(keys), "-n", namespace)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import OperatorProcess
-from tests.e2e.conftest import TRUTO_TOKEN, token_secret, truto_job
+from tests.e2e.conftest import TRUTO_TOKEN, start_operator, token_secret, truto_job
 from tests.support.kube import Cli, condition, wait_until
 
 JOBS = 40
@@ -35,16 +34,8 @@ def limited(crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
 def limited_operator(
     control_plane: ControlPlane, limited: RunningEmulators, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    log: Path = tmp_path_factory.mktemp("limited") / "operator.log"
-    process = OperatorProcess(
-        kubeconfig=control_plane.kubeconfig,
-        log_path=log,
-        twinmaker_url=limited.twinmaker_url,
-        truto_url=limited.truto_url,
-        resync_seconds=30,
-        poll_seconds=0.3,
-    )
-    process.start()
+    log_dir = tmp_path_factory.mktemp("limited")
+    process = start_operator(control_plane, limited, log_dir, resync_seconds=30, poll_seconds=0.3)
     yield process
     process.stop()
 

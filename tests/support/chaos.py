@@ -1,5 +1,7 @@
-"""A bounded chaos run: many SyncJobs applied at once, faults on both emulators, the operator
-SIGKILLed again and again while they converge and again while they are deleted.
+"""A bounded chaos run: many SyncJobs applied at once, faults on both emulators (errors and
+latency before the operation, and writes that take effect but fail: a 5xx, a reset connection,
+an answer slower than the operator's timeout), the operator SIGKILLed again and again while
+they converge, while every spec changes, and while they are deleted.
 
 The verdict is taken from the remote side: the jobs the emulators hold, listed per Truto
 integration and per TwinMaker workspace, are compared with the SyncJobs and their status ids.
@@ -17,6 +19,7 @@ import logging
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -31,6 +34,7 @@ from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import OperatorProcess
+from syncjob_operator.providers.base import READ_TIMEOUT_SECONDS
 from tests.support.kube import Cli
 
 if TYPE_CHECKING:
@@ -50,6 +54,15 @@ TRUTO_ARGS_SCHEMA: dict[str, Any] = {
     "properties": {"since": {"type": "string"}},
 }
 TRUTO_RESOURCES: list[dict[str, Any]] = [{"resource": "crm/contacts", "method": "list"}]
+# The spec change of the update phase: one more Truto resource (a PATCH), one more TwinMaker tag
+# (TagResource).
+UPDATED_TRUTO_RESOURCES = [*TRUTO_RESOURCES, {"resource": "crm/companies", "method": "list"}]
+UPDATED_TAGS = {"chaos-phase": "updated"}
+# The writes that post-commit faults hit, by emulator.
+WRITE_OPERATIONS = {
+    "twinmaker": ("CreateSyncJob", "TagResource", "UntagResource", "DeleteSyncJob"),
+    "truto": ("CreateSyncJob", "UpdateSyncJob", "DeleteSyncJob"),
+}
 # Remote calls whose deltas the report shows (both emulators name them alike).
 REPORTED_OPERATIONS = (
     "CreateSyncJob",
@@ -69,17 +82,23 @@ class ChaosParams:
     truto_share: float = 0.6
     integrations: int = 3
     kills_create: int = 10
+    kills_update: int = 5
     kills_delete: int = 5
     kill_interval: tuple[float, float] = (0.5, 4.0)
     resync_seconds: float = 5.0
     poll_seconds: float = 0.3
     error_rate: float = 0.1
     latency_ms: int = 150
+    # Share of each write that takes effect and then fails, split evenly between a 5xx, a reset
+    # connection and an answer held past the operator's read timeout.
+    post_commit_rate: float = 0.06
+    slow_response_ms: int = int(READ_TIMEOUT_SECONDS * 1000) + 2000
     # Retries of the injected 5xx wait at most this long: with the default cap (60 s) a streak
     # of five or six failures in one deletion (10% of calls fail; seen once in CI, 2026-12-02)
     # outlasts the deadlines below, which measure ownership, not backoff.
     retry_backoff_cap_seconds: float = 8.0
     converge_timeout: float = 150.0
+    update_timeout: float = 90.0
     delete_timeout: float = 90.0
     # After all are Ready, wait this long before counting remote jobs: a create sent just
     # before a SIGKILL still lands (the emulator's latency runs before the operation).
@@ -100,6 +119,10 @@ class ChaosParams:
         low, high = self.kill_interval
         if not 0 < low <= high:
             raise ValueError("kill_interval must be (low, high) with 0 < low <= high")
+        if self.slow_response_ms <= READ_TIMEOUT_SECONDS * 1000:
+            raise ValueError(
+                f"slow_response_ms must exceed the operator's timeout, {READ_TIMEOUT_SECONDS} s"
+            )
 
     @property
     def truto_jobs(self) -> int:
@@ -118,6 +141,7 @@ class RemoteCounts:
     twinmaker_per_workspace: dict[str, int] = field(default_factory=dict)
     twinmaker_states: dict[str, int] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)  # Truto ids and TwinMaker ARNs
+    truto_resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by id
 
     @property
     def truto(self) -> int:
@@ -126,6 +150,22 @@ class RemoteCounts:
     @property
     def twinmaker(self) -> int:
         return sum(self.twinmaker_per_workspace.values())
+
+
+@dataclass
+class UpdateReport:
+    """The spec change applied to every SyncJob once all were Ready, under kills and faults."""
+
+    kills: int = 0
+    updated: int = 0  # SyncJobs Ready at their new generation
+    not_updated: dict[str, str] = field(default_factory=dict)  # name: its conditions
+    seconds_to_all_updated: float | None = None
+    distinct_remote_ids: int = 0
+    truto_remote_per_integration: dict[str, int] = field(default_factory=dict)
+    twinmaker_remote_jobs: int = 0
+    remote_with_old_content: list[str] = field(default_factory=list)
+    status_ids_missing_remotely: list[str] = field(default_factory=list)
+    remote_ids_unreferenced: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -156,6 +196,7 @@ class ChaosReport:
     seconds_to_all_ready: float | None = None
     kills_create: int = 0
     kills_delete: int = 0
+    update: UpdateReport = field(default_factory=UpdateReport)
     operator_starts: int = 0
     operator_start_failures: list[str] = field(default_factory=list)
     operator_exited_by_itself: int = 0
@@ -164,6 +205,8 @@ class ChaosReport:
     remaining_remote_after_delete: dict[str, int] = field(default_factory=dict)
     seconds_to_deletion_done: float | None = None
     remote_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Failures the faults injected, by emulator and kind, all operations together.
+    injected_faults: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds_total: float = 0.0
     error: str | None = None  # the harness's own failure, if any (the run stopped early)
     problems: list[str] = field(default_factory=list)
@@ -261,6 +304,8 @@ class _ChaosRun:
     def run(self) -> ChaosReport:
         started = time.monotonic()
         calls_before = self._call_counts()
+        # Kept across runs on shared emulators: this run's are the difference.
+        injected_before = self._injected_counts()
         twinmaker = twinmaker_client(self.emulators.twinmaker_url)
         with httpx.Client(
             base_url=self.emulators.truto_url,
@@ -272,6 +317,8 @@ class _ChaosRun:
                 self._inject_faults()
                 self._converge()
                 self._count_after_converge(twinmaker, truto)
+                self._update()
+                self._count_after_update(twinmaker, truto)
                 self._delete()
                 self._count_after_delete(twinmaker, truto)
             except Exception as exc:  # the harness's failure: keep what was measured so far
@@ -283,6 +330,12 @@ class _ChaosRun:
                 if self.params.cleanup:
                     self._cleanup(twinmaker)
         self.report.remote_calls = self._call_deltas(calls_before)
+        with contextlib.suppress(Exception):  # the report matters more than these figures
+            after = self._injected_counts()
+            self.report.injected_faults = {
+                name: {k: n - injected_before[name].get(k, 0) for k, n in kinds.items()}
+                for name, kinds in after.items()
+            }
         self.report.seconds_total = round(time.monotonic() - started, 1)
         self.report.problems = self._verdict()
         (self.log_path.parent / "report.json").write_text(self.report.to_json() + "\n")
@@ -294,13 +347,24 @@ class _ChaosRun:
             twinmaker.create_workspace(workspaceId=workspace)
 
     def _inject_faults(self) -> None:
-        for admin in self.admins.values():
-            if self.params.error_rate > 0:
-                fault = admin.inject_fault("*", error_rate=self.params.error_rate, status=500)
+        p = self.params
+        post_commit: list[dict[str, Any]] = [
+            {"status": 500, "after_commit": True},
+            {"drop_connection": True, "after_commit": True},
+            {"response_delay_ms": p.slow_response_ms},
+        ]
+        for name, admin in self.admins.items():
+            if p.error_rate > 0:
+                fault = admin.inject_fault("*", error_rate=p.error_rate, status=500)
                 self.fault_ids.append((admin, fault.id))
-            if self.params.latency_ms > 0:
-                fault = admin.inject_fault("*", latency_ms=self.params.latency_ms)
+            if p.latency_ms > 0:
+                fault = admin.inject_fault("*", latency_ms=p.latency_ms)
                 self.fault_ids.append((admin, fault.id))
+            for operation in WRITE_OPERATIONS[name] if p.post_commit_rate > 0 else ():
+                for mode in post_commit:
+                    rate = p.post_commit_rate / len(post_commit)
+                    fault = admin.inject_fault(operation, error_rate=rate, **mode)
+                    self.fault_ids.append((admin, fault.id))
 
     def _converge(self) -> None:
         self.kubectl.run("create", "namespace", self.namespace)
@@ -340,14 +404,10 @@ class _ChaosRun:
             for item in items
             if _condition_status(item, "Terminal") == "True"
         }
-        ids: dict[str, list[str]] = {}
-        for item in items:
-            remote_id = ((item.get("status") or {}).get("remote") or {}).get("id")
-            if remote_id:
-                ids.setdefault(str(remote_id), []).append(_name(item))
-            else:
-                report.without_remote_id.append(_name(item))
-        report.without_remote_id = sorted(report.without_remote_id)[:LISTED_NAMES]
+        ids = _status_ids(items)
+        report.without_remote_id = sorted(_name(item) for item in items if not _status_id(item))[
+            :LISTED_NAMES
+        ]
         report.distinct_remote_ids = len(ids)
         report.shared_remote_ids = _first({i: n for i, n in ids.items() if len(n) > 1})
         report.expected_truto_per_integration = self._expected_per_integration()
@@ -358,9 +418,50 @@ class _ChaosRun:
         report.twinmaker_workspaces_not_one_job = _first(
             {ws: n for ws, n in remote.twinmaker_per_workspace.items() if n != 1}
         )
-        remote_ids = set(remote.ids)
-        report.status_ids_missing_remotely = sorted(set(ids) - remote_ids)[:LISTED_NAMES]
-        report.remote_ids_unreferenced = sorted(remote_ids - set(ids))[:LISTED_NAMES]
+        report.status_ids_missing_remotely, report.remote_ids_unreferenced = _unmatched(ids, remote)
+
+    def _update(self) -> None:
+        """Change every spec at once (a PATCH per Truto job, a TagResource per TwinMaker job)
+        and kill the operator while it catches up."""
+        started = time.monotonic()
+        deadline = started + self.params.update_timeout
+        self.kubectl.run("apply", "-n", self.namespace, "-f", "-", stdin=self._manifest(True))
+
+        def updated(items: list[dict[str, Any]]) -> bool:
+            return sum(_is_ready_at_generation(item) for item in items) == self.params.jobs
+
+        self.report.update.kills = self._kill_repeatedly(
+            self.params.kills_update, deadline, updated, "update"
+        )
+        self._ensure_operator(deadline)
+        if self._poll_until(deadline, updated, deadline):
+            self.report.update.seconds_to_all_updated = round(time.monotonic() - started, 1)
+
+    def _count_after_update(self, twinmaker: IoTTwinMakerClient, truto: httpx.Client) -> None:
+        time.sleep(self.params.settle_seconds)
+        items = self._list_syncjobs()
+        remote = self._remote_counts(twinmaker, truto)
+        ids = _status_ids(items)
+        update = self.report.update
+        update.updated = sum(_is_ready_at_generation(item) for item in items)
+        update.not_updated = _first(
+            {_name(i): _summary(i) for i in items if not _is_ready_at_generation(i)}
+        )
+        update.distinct_remote_ids = len(ids)
+        update.truto_remote_per_integration = remote.truto_per_integration
+        update.twinmaker_remote_jobs = remote.twinmaker
+        update.status_ids_missing_remotely, update.remote_ids_unreferenced = _unmatched(ids, remote)
+        arns = [i for i in remote.ids if i.startswith("arn:")]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            tags = dict(
+                zip(arns, pool.map(lambda arn: _twinmaker_tags(twinmaker, arn), arns), strict=True)
+            )
+        wanted = [r["resource"] for r in UPDATED_TRUTO_RESOURCES]
+        old = [
+            i for i, res in remote.truto_resources.items() if [r["resource"] for r in res] != wanted
+        ]
+        old += [arn for arn, t in tags.items() if not UPDATED_TAGS.items() <= t.items()]
+        update.remote_with_old_content = sorted(old)[:LISTED_NAMES]
 
     def _delete(self) -> None:
         started = time.monotonic()
@@ -471,7 +572,7 @@ class _ChaosRun:
 
     # -- Kubernetes ------------------------------------------------------------------------
 
-    def _manifest(self) -> str:
+    def _manifest(self, updated: bool = False) -> str:
         docs: list[dict[str, Any]] = [
             {
                 "apiVersion": "v1",
@@ -486,7 +587,7 @@ class _ChaosRun:
                     "integrationName": self.integrations[i % len(self.integrations)],
                     "tokenSecretRef": {"name": SECRET, "key": "token"},
                     "argsSchema": TRUTO_ARGS_SCHEMA,
-                    "resources": TRUTO_RESOURCES,
+                    "resources": UPDATED_TRUTO_RESOURCES if updated else TRUTO_RESOURCES,
                 }
             }
             docs.append(_syncjob(f"truto-{i:03d}", spec))
@@ -498,6 +599,7 @@ class _ChaosRun:
                     "syncSource": SYNC_SOURCE,
                     "syncRole": ROLE,
                 }
+                | ({"tags": UPDATED_TAGS} if updated else {})
             }
             docs.append(_syncjob(f"twin-{i:03d}", spec))
         return yaml.safe_dump_all(docs)
@@ -546,6 +648,7 @@ class _ChaosRun:
             jobs = _truto_jobs(truto, integration)
             counts.truto_per_integration[integration] = len(jobs)
             counts.ids.extend(str(job["id"]) for job in jobs)
+            counts.truto_resources.update({str(job["id"]): job["resources"] for job in jobs})
         with ThreadPoolExecutor(max_workers=8) as pool:
             listed = list(pool.map(lambda ws: _twinmaker_jobs(twinmaker, ws), self.workspaces))
         for workspace, summaries in zip(self.workspaces, listed, strict=True):
@@ -558,6 +661,15 @@ class _ChaosRun:
 
     def _call_counts(self) -> dict[str, dict[str, int]]:
         return {name: admin.calls().operations for name, admin in self.admins.items()}
+
+    def _injected_counts(self) -> dict[str, dict[str, int]]:
+        totals: dict[str, dict[str, int]] = {}
+        for name, admin in self.admins.items():
+            kinds: Counter[str] = Counter()
+            for counts in admin.calls().injected.values():
+                kinds.update(counts)
+            totals[name] = dict(sorted(kinds.items()))
+        return totals
 
     def _call_deltas(self, before: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
         try:
@@ -637,10 +749,35 @@ class _ChaosRun:
             problems.append(f"remote jobs no SyncJob refers to: {r.remote_ids_unreferenced}")
         if r.terminal:
             problems.append(f"{len(r.terminal)} SyncJobs Terminal")
+        problems += self._update_verdict()
         if r.remaining_syncjobs_after_delete != 0:
             problems.append(f"{r.remaining_syncjobs_after_delete} SyncJobs left after delete")
         if any(r.remaining_remote_after_delete.get(k, -1) != 0 for k in ("truto", "twinmaker")):
             problems.append(f"remote jobs left after delete: {r.remaining_remote_after_delete}")
+        return problems
+
+    def _update_verdict(self) -> list[str]:
+        u, r, p = self.report.update, self.report, self.params
+        if r.error:
+            return []  # the run stopped early: said once above
+        problems: list[str] = []
+        if u.kills < p.kills_update:
+            problems.append(f"kills done during update {u.kills} of {p.kills_update}")
+        if u.updated != r.applied:
+            problems.append(f"{u.updated} of {r.applied} SyncJobs Ready at their new spec")
+        if u.distinct_remote_ids != r.applied:
+            problems.append(f"after update: {u.distinct_remote_ids} distinct remote ids")
+        if u.truto_remote_per_integration != r.expected_truto_per_integration:
+            problems.append(f"after update: Truto jobs {u.truto_remote_per_integration}")
+        if u.twinmaker_remote_jobs != r.applied_twinmaker:
+            problems.append(f"after update: {u.twinmaker_remote_jobs} TwinMaker remote jobs")
+        if u.status_ids_missing_remotely or u.remote_ids_unreferenced:
+            problems.append(
+                f"after update: status ids with no remote job {u.status_ids_missing_remotely},"
+                f" remote jobs no SyncJob refers to {u.remote_ids_unreferenced}"
+            )
+        if u.remote_with_old_content:
+            problems.append(f"remote jobs still at the old spec: {u.remote_with_old_content}")
         return problems
 
 
@@ -672,6 +809,13 @@ def _retrying(call: Callable[[], T], what: str, attempts: int = 20) -> T:
             last = exc
         time.sleep(min(0.1 * 2**attempt, 1.0))
     raise RuntimeError(f"{what}: still failing after {attempts} attempts: {last}")
+
+
+def _twinmaker_tags(twinmaker: IoTTwinMakerClient, arn: str) -> dict[str, str]:
+    def page() -> dict[str, str]:
+        return dict(twinmaker.list_tags_for_resource(resourceARN=arn)["tags"])
+
+    return _retrying(page, f"list tags of {arn}")
 
 
 def _truto_jobs(
@@ -753,6 +897,35 @@ def _condition_message(item: Mapping[str, Any], kind: str) -> str:
 
 def _is_ready(item: Mapping[str, Any]) -> bool:
     return _condition_status(item, "Ready") == "True"
+
+
+def _is_ready_at_generation(item: Mapping[str, Any]) -> bool:
+    """Ready, and for the spec as it is now."""
+    observed = (item.get("status") or {}).get("observedGeneration")
+    return _is_ready(item) and observed == item["metadata"].get("generation")
+
+
+def _status_id(item: Mapping[str, Any]) -> str | None:
+    remote_id = ((item.get("status") or {}).get("remote") or {}).get("id")
+    return str(remote_id) if remote_id else None
+
+
+def _status_ids(items: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Remote id in status: the SyncJobs that name it."""
+    ids: dict[str, list[str]] = {}
+    for item in items:
+        if remote_id := _status_id(item):
+            ids.setdefault(remote_id, []).append(_name(item))
+    return ids
+
+
+def _unmatched(ids: Mapping[str, list[str]], remote: RemoteCounts) -> tuple[list[str], list[str]]:
+    """Status ids with no remote job, and remote jobs no status names (the first few each)."""
+    remote_ids = set(remote.ids)
+    return (
+        sorted(set(ids) - remote_ids)[:LISTED_NAMES],
+        sorted(remote_ids - set(ids))[:LISTED_NAMES],
+    )
 
 
 def _first(mapping: Mapping[str, T], limit: int = LISTED_NAMES) -> dict[str, T]:

@@ -145,14 +145,14 @@ def context(
     provider: FakeProvider,
     claims: Claims | None = None,
     *,
-    answered: set[tuple[str, str]] | None = None,
+    answered: dict[str, str] | None = None,
 ) -> tuple[Context, RecordingWriter]:
     writer = RecordingWriter(provider.journal)
     ctx = Context(
         provider=provider,
         writer=writer,
         claims=Claims() if claims is None else claims,
-        answered=set() if answered is None else answered,
+        answered={} if answered is None else answered,
     )
     return ctx, writer
 

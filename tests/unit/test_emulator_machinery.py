@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from syncjob_devtools.emulators.faults import CallCounters, FaultBook, FaultRule
 from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
 from syncjob_devtools.emulators.restjson import AwsError, load_service_model, validate
+from syncjob_devtools.emulators.throttling import RequestRate, TokenBuckets
 from syncjob_devtools.emulators.truto import RateLimiter, TrutoConfig, validate_cron
 from syncjob_devtools.emulators.truto import create_app as create_truto
 from syncjob_devtools.emulators.twinmaker import SyncJobRecord, Transition, sitewise_resources
@@ -37,37 +38,67 @@ def test_foreign_page_tokens_are_rejected(token: str) -> None:
 
 
 async def test_next_n_fault_fails_n_calls_then_removes_itself() -> None:
-    book = FaultBook()
+    book = FaultBook(CallCounters())
     book.add(
         FaultRule(operation="GetSyncJob", status=500, code="InternalServerException", next_n=2)
     )
-    assert (await book.inject("ListSyncJobs")).error is None  # other operations untouched
+    assert (await book.inject("ListSyncJobs")).before_commit is None  # others untouched
     first, second = await book.inject("GetSyncJob"), await book.inject("GetSyncJob")
-    assert first.error is not None
-    assert second.error is not None
-    assert first.error.status == 500
-    assert (await book.inject("GetSyncJob")).error is None
+    assert first.before_commit is not None
+    assert second.before_commit is not None
+    assert first.before_commit.status == 500
+    assert (await book.inject("GetSyncJob")).before_commit is None
     assert book.active() == []
 
 
 async def test_wildcard_fault_with_zero_rate_adds_latency_but_never_errors() -> None:
-    book = FaultBook()
+    book = FaultBook(CallCounters())
     book.add(FaultRule(operation="*", latency_ms=1, status=503, error_rate=0.0))
-    assert all([(await book.inject(op)).error is None for op in ("A", "B", "C")])
+    assert all([(await book.inject(op)).before_commit is None for op in ("A", "B", "C")])
     assert len(book.active()) == 1
 
 
 async def test_response_delay_is_held_after_the_operation_not_before() -> None:
-    book = FaultBook()
+    book = FaultBook(CallCounters())
     book.add(FaultRule(operation="CreateSyncJob", response_delay_ms=250, next_n=1))
     injection = await book.inject("CreateSyncJob")
-    assert (injection.error, injection.response_delay_ms) == (None, 250)
+    assert (injection.before_commit, injection.response_delay_ms) == (None, 250)
     assert (await book.inject("CreateSyncJob")).response_delay_ms == 0  # next_n used up
+
+
+async def test_after_commit_failures_are_kept_apart_from_those_before() -> None:
+    book = FaultBook(CallCounters())
+    book.add(FaultRule(operation="CreateSyncJob", drop_connection=True, after_commit=True))
+    book.add(FaultRule(operation="*", status=503, next_n=1))
+    injection = await book.inject("CreateSyncJob")
+    assert injection.before_commit is not None
+    assert injection.before_commit.status == 503
+    assert injection.after_commit is not None
+    assert injection.after_commit.drop_connection
+    assert injection.kinds() == ["503 before", "connection reset after commit"]
+
+
+async def test_a_response_delay_at_a_rate_holds_only_the_calls_it_draws() -> None:
+    counters = CallCounters()
+    book = FaultBook(counters)
+    book.add(FaultRule(operation="DeleteSyncJob", response_delay_ms=5, error_rate=0.5))
+    delays = [(await book.inject("DeleteSyncJob")).response_delay_ms for _ in range(200)]
+    assert 50 < delays.count(5) < 150
+    assert set(delays) == {0, 5}
+    assert counters.snapshot()["injected"] == {"DeleteSyncJob": {"response delay": delays.count(5)}}
 
 
 @pytest.mark.parametrize(
     "fields",
-    [{}, {"latency_ms": 0}, {"error_rate": 0.5}, {"status": 200}, {"latency_ms": 5, "bogus": 1}],
+    [
+        {},
+        {"latency_ms": 0},
+        {"error_rate": 0.5},
+        {"status": 200},
+        {"latency_ms": 5, "bogus": 1},
+        {"latency_ms": 5, "after_commit": True},  # nothing to fail after the commit
+        {"status": 500, "drop_connection": True},  # a reset carries no status
+    ],
 )
 def test_fault_rules_without_an_effect_or_with_bad_fields_are_refused(
     fields: dict[str, object],
@@ -82,10 +113,28 @@ def test_counters_keep_operations_and_objects_apart() -> None:
     counters.record("ListWorkspaces")
     counters.record("CreateSyncJob")
     counters.record_object("CreateSyncJob", "job-1")
+    counters.record_signer("ASIAEXAMPLE", "GetSyncJob", "ws/SITEWISE")
+    counters.record_signer("ASIAEXAMPLE", "ListWorkspaces")
     assert counters.snapshot() == {
         "operations": {"GetSyncJob": 1, "ListWorkspaces": 1, "CreateSyncJob": 1},
         "objects": {"ws/SITEWISE": {"GetSyncJob": 1}, "job-1": {"CreateSyncJob": 1}},
+        "signers": {"ASIAEXAMPLE": {"GetSyncJob": 1, "ListWorkspaces": 1}},
+        "object_signers": {"ws/SITEWISE": {"ASIAEXAMPLE": 1}},
+        "injected": {},
+        "throttled": {},
     }
+    counters.clear()
+    assert all(tally == {} for tally in counters.snapshot().values())
+
+
+def test_token_buckets_refill_at_the_rate_up_to_the_burst_per_account_and_operation() -> None:
+    buckets = TokenBuckets({"GetSyncJob": RequestRate(per_second=2, burst=3)})
+    assert [buckets.take("111", "GetSyncJob", 100.0) for _ in range(4)] == [True] * 3 + [False]
+    assert buckets.take("222", "GetSyncJob", 100.0)  # another account: its own bucket
+    assert buckets.take("111", "ListSyncJobs", 100.0)  # no rate for it: never throttled
+    assert buckets.take("111", "GetSyncJob", 100.5)  # 0.5 s at 2/s: one token back
+    assert not buckets.take("111", "GetSyncJob", 100.5)
+    assert [buckets.take("111", "GetSyncJob", 200.0) for _ in range(4)] == [True] * 3 + [False]
 
 
 def test_rate_limiter_windows_are_per_token_and_roll_over() -> None:

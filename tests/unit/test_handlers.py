@@ -410,6 +410,32 @@ async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: 
         assert (provider.calls, writer.writes, writer.dropped) == ([], [], [])
 
 
+async def test_a_drift_pass_never_acts_on_a_syncjob_deleted_since_it_began(
+    posted: Posted,
+) -> None:
+    """A SyncJob deleted (its delete handler done, its Secrets released) after the pass took
+    it must not be reconciled from the stale member: that would look for its remote job again
+    and put the hold back on its Secrets, with no SyncJob left to release it."""
+    provider = FakeProvider([])  # any remote call fails the test
+    secrets = FakeSecrets()
+    handlers = _handlers(provider, secrets)
+    live = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
+    await handlers.on_event(body=_body(live), type="MODIFIED")
+    [taken_by_the_pass] = list(handlers.due_members())
+    deleting = body(external_id="id-1", status=SYNCED, annotations=HANDLED, deleting=True)
+    await handlers.on_event(body=_body(deleting), type="MODIFIED")
+    handlers.runtime.answered["u1"] = "its create marker"  # its create was answered here
+    handlers.runtime.finished.add("u1")  # what the delete handler records as it finishes
+    await handlers.on_event(body=_body(deleting), type="DELETED")
+
+    await handlers.resync(taken_by_the_pass)
+
+    writer = cast(RecordingStatusWriter, handlers.runtime.status_writer)
+    assert (provider.calls, secrets.protected, writer.writes, posted.events) == ([], [], [], [])
+    # Nothing is kept of a SyncJob that is gone.
+    assert (handlers.runtime.answered, handlers.runtime.finished) == ({}, set())
+
+
 async def test_a_lost_status_is_rebuilt_once_kopfs_status_write_would_have_landed(
     posted: Posted,
 ) -> None:
@@ -445,6 +471,33 @@ async def test_a_listing_drops_what_is_kept_of_objects_it_did_not_return() -> No
     assert "u-gone" not in OBJECT_STATES.states
     handlers.forget_unlisted(None, set())  # a cluster-wide listing that found nothing
     assert list(handlers.index.get(("member",))) == []
+
+
+async def test_a_drift_pass_never_acts_on_a_spec_a_change_handler_has_replaced(
+    posted: Posted,
+) -> None:
+    """The pass takes its members when it starts; a spec change handled meanwhile (the remote
+    job already brought to the new spec) must not be "corrected" back to the old one. Seen in
+    a chaos run: a Truto job PATCHed to its new resources, then back to the old ones."""
+    provider = FakeProvider([])  # any remote call fails the test
+    handlers = _handlers(provider)
+    before = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
+    await handlers.on_event(body=_body(before), type="MODIFIED")
+    [taken_by_the_pass] = list(handlers.due_members())
+    tagged = {"awsIoTTwinMaker": {**TWINMAKER_SPEC["awsIoTTwinMaker"], "tags": {"team": "b"}}}
+    changed = body(
+        external_id="id-1",
+        spec=tagged,
+        generation=4,
+        status={**SYNCED, "observedGeneration": 4},
+        annotations=HANDLED,
+    )
+    await handlers.on_event(body=_body(changed), type="MODIFIED")  # handled, then indexed
+
+    await handlers.resync(taken_by_the_pass)
+
+    writer = cast(RecordingStatusWriter, handlers.runtime.status_writer)
+    assert (provider.calls, writer.writes, posted.events) == ([], [], [])
 
 
 async def _drift_pass(handlers: Handlers, one: dict[str, Any]) -> None:

@@ -103,3 +103,14 @@ async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> 
     assert "u1" not in OBJECT_STATES.states  # gone from syncjob_objects, finalizer or not
     assert handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1") == []
     assert started == [1]
+
+
+def test_one_objects_value_under_a_key_alone_or_shared() -> None:
+    index = ObjectIndex()
+    index.replace("u1", {"owner": "a", "shared": 1})
+    index.replace("u2", {"shared": 2})
+    assert (index.value("u1", "owner"), index.value("u2", "owner")) == ("a", None)
+    assert (index.value("u1", "shared"), index.value("u2", "shared")) == (1, 2)
+    index.remove("u1")
+    assert (index.value("u1", "shared"), index.value("u2", "shared")) == (None, 2)
+    assert index.value("u3", "shared") is None

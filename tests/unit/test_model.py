@@ -43,7 +43,7 @@ def test_pending_create_round_trips_through_its_annotation(
     decoded = PendingCreate.decode(encoded)
     assert decoded == PendingCreate(STARTED, "abc123")
     assert decoded is not None
-    # The answered-set key is the encoded marker: it must survive a round trip unchanged.
+    # The answered marker is compared encoded: it must survive a round trip unchanged.
     assert decoded.encode() == encoded
 
 

@@ -178,6 +178,7 @@ async def test_only_the_drift_pass_reads_progress() -> None:
     one = body(external_id="id-1", status=synced, annotations={LAST_HANDLED: "{}"})
     provider = FakeProvider([ACTIVE, ACTIVE])
     handlers = _handlers(provider, Timing(progress_seconds=0))  # due on every pass
+    await handlers.on_event(body=kopf.Body(cast(kopf.RawBody, one)), type="MODIFIED")
     entries: dict[Any, Any] = index_body(kopf.Body(cast(kopf.RawBody, one)))
     await handlers.resync(entries[("member",)])
     await handlers.on_change(kopf.Body(cast(kopf.RawBody, one)), kopf.Patch(), 0, LOGGER, "update")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from syncjob_operator.handlers import Timing, retry_delay
+from syncjob_operator.metrics import REGISTRY, count_failed_call
 from syncjob_operator.model import PendingCreate, SyncJobSpec
 from syncjob_operator.providers import truto, twinmaker
 from syncjob_operator.providers.truto import created_since
@@ -189,3 +190,37 @@ async def test_every_provider_is_connected_then_closed_even_after_a_crash() -> N
         async with _connected(providers):  # type: ignore[arg-type]
             raise RuntimeError("kopf stopped")
     assert [p.journal for p in providers.values()] == [["connect", "close"]] * 2
+
+
+@pytest.mark.parametrize(
+    ("reason", "error", "throttled"),
+    [
+        ("TwinMaker's model code, 429", _client_error("ThrottlingException", 429), True),
+        ("older AWS APIs throttle with a 400", _client_error("Throttling", 400), True),
+        ("a 429 under any code", _client_error("SomethingNew", 429), True),
+        ("a server error is not throttling", _client_error("InternalServerException", 500), False),
+        ("nor a quota", _client_error("ServiceQuotaExceededException", 402), False),
+    ],
+)
+def test_twinmaker_throttling_is_marked(reason: str, error: Exception, throttled: bool) -> None:
+    assert twinmaker.classify(error, "GetSyncJob").throttled is throttled, reason
+
+
+@pytest.mark.parametrize(("status", "throttled"), [(429, True), (503, False), (400, False)])
+def test_truto_throttling_is_marked(status: int, throttled: bool) -> None:
+    response = httpx.Response(status, json={"statusCode": status, "message": "m"})
+    assert truto.classify(response, "ListSyncJobs").throttled is throttled
+
+
+def test_a_throttled_call_moves_the_throttled_counter_by_provider_and_operation() -> None:
+    labels = {"provider": "AWSIoTTwinMaker", "operation": "GetSyncJob"}
+
+    def throttled() -> float:
+        return REGISTRY.get_sample_value("syncjob_throttled_calls_total", labels) or 0.0
+
+    before = throttled()
+    count_failed_call(
+        "AWSIoTTwinMaker", twinmaker.classify(_client_error("Throttling", 400), "GetSyncJob")
+    )
+    count_failed_call("AWSIoTTwinMaker", twinmaker.classify(_client_error("X", 500), "GetSyncJob"))
+    assert throttled() == before + 1

@@ -135,7 +135,7 @@ async def test_an_absent_job_is_created_with_the_marker_before_and_identity_afte
     assert pending.content_hash == FINGERPRINT
     assert provider.created_for[0].pending_create == pending
     # The create was answered: a later reconcile of this marker must not wait it out.
-    assert (JOB.uid, pending.encode()) in ctx.answered
+    assert ctx.answered[JOB.uid] == pending.encode()
     claimant = ctx.claims.owner_of("AWSIoTTwinMaker", NEW_ID)
     assert claimant is not None
     assert claimant.uid == JOB.uid  # the next claim in this scope sees it at once
@@ -220,7 +220,7 @@ async def test_a_create_answered_in_this_process_does_not_wait() -> None:
     pending = _pending(5)
     job = dataclasses.replace(JOB, pending_create=pending)
     provider = FakeProvider([ABSENT])
-    ctx, _ = context(provider, answered={(JOB.uid, pending.encode())})
+    ctx, _ = context(provider, answered={JOB.uid: pending.encode()})
     outcome = await converge(job, ctx)
     assert (outcome.action, outcome.error) == ("created", None)
     assert "create" in provider.journal
@@ -242,7 +242,7 @@ async def test_a_failed_create_counts_as_answered_only_when_the_remote_answered(
     outcome = await converge(JOB, ctx)
     assert outcome.error is error
     [pending] = writer.pending
-    assert ((JOB.uid, pending.encode()) in ctx.answered) is answered
+    assert (ctx.answered.get(JOB.uid) == pending.encode()) is answered
 
 
 async def test_a_shared_list_that_could_not_judge_is_confirmed_by_a_fresh_read() -> None:

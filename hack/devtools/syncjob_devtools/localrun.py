@@ -18,6 +18,15 @@ from syncjob_devtools.localcluster import die_with_parent, free_port
 CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"  # the checkout's crds/
 
 
+def aws_key_pair() -> tuple[str, str]:
+    """The access key and secret the operator signs with: the environment's, else a pair the
+    TwinMaker emulator accepts by default (it verifies signatures)."""
+    return (
+        os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+    )
+
+
 @dataclass
 class OperatorProcess:
     """`syncjob-operator run` in a child process, with its log in `log_path`."""
@@ -45,12 +54,12 @@ class OperatorProcess:
     def start(self, *, ready_timeout: float = 60, wait_ready: bool = True) -> None:
         """Starts the process; by default returns once it is ready (it is not, for one, until the
         API server serves SyncJobs)."""
+        access_key, secret_key = aws_key_pair()
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
-            # The emulators check that requests are SigV4-signed, not by whom.
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }

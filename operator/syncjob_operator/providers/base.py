@@ -14,6 +14,10 @@ from typing import Protocol, runtime_checkable
 
 from syncjob_operator.model import ProviderName, SyncJob
 
+# How long a provider call waits for an answer, both providers alike. A write whose answer
+# takes longer may still have taken effect remotely: the reconciler finds it again.
+READ_TIMEOUT_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class ResourceError:
@@ -113,6 +117,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         operation: str = "",
         answered: bool = True,
+        throttled: bool = False,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
@@ -122,6 +127,8 @@ class ProviderError(Exception):
         self.operation = operation
         # False when the request may still be processed remotely (timeout, lost connection).
         self.answered = answered
+        # The provider refused the call for its request rate (a 429, or AWS's throttling codes).
+        self.throttled = throttled
 
 
 @runtime_checkable

@@ -20,10 +20,11 @@ from typing import Any
 
 import httpx
 
-from syncjob_operator.metrics import REMOTE_CALLS
+from syncjob_operator.metrics import REMOTE_CALLS, count_failed_call
 from syncjob_operator.model import ProviderName, SyncJob, TrutoSpec
 from syncjob_operator.providers.base import (
     ABSENT,
+    READ_TIMEOUT_SECONDS,
     Observation,
     ProviderError,
     Run,
@@ -190,7 +191,12 @@ def classify(response: httpx.Response, operation: str) -> ProviderError:
         retry_after = float(reset) if reset and reset.replace(".", "", 1).isdigit() else None
         code = "RateLimited" if status == 429 else f"ServerError{status}"
         return ProviderError(
-            code, message, retryable=True, retry_after=retry_after, operation=operation
+            code,
+            message,
+            retryable=True,
+            retry_after=retry_after,
+            operation=operation,
+            throttled=status == 429,
         )
     code = _TERMINAL_CODES.get(status, f"HTTP{status}")
     return ProviderError(code, message, retryable=False, operation=operation)
@@ -206,7 +212,7 @@ class TrutoProvider:
         secrets: SecretReader,
         *,
         default_base_url: str = DEFAULT_BASE_URL,
-        timeout: float = 15.0,
+        timeout: float = READ_TIMEOUT_SECONDS,
     ) -> None:
         self._secrets = secrets
         self._default_base_url = default_base_url
@@ -277,7 +283,7 @@ class TrutoProvider:
             return None
         if response.is_error:
             error = classify(response, operation)
-            REMOTE_CALLS.labels(self.name, operation, error.code).inc()
+            count_failed_call(self.name, error)
             raise error
         REMOTE_CALLS.labels(self.name, operation, "ok").inc()
         return response.json() if response.content else {}

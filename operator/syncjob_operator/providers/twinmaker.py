@@ -27,10 +27,11 @@ import botocore.exceptions
 import botocore.loaders
 import botocore.session
 
-from syncjob_operator.metrics import REMOTE_CALLS
+from syncjob_operator.metrics import REMOTE_CALLS, count_failed_call
 from syncjob_operator.model import ProviderName, SyncJob, TwinMakerSpec
 from syncjob_operator.providers.base import (
     ABSENT,
+    READ_TIMEOUT_SECONDS,
     Observation,
     ProviderError,
     ResourceError,
@@ -59,6 +60,18 @@ _RETRYABLE_CODES = frozenset(
         "RequestLimitExceeded",
     }
 )
+# The codes AWS services answer a call refused for its rate with (botocore's list, whatever the
+# HTTP status: some answer 400).
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
 _SETTLED_STATES = frozenset({"ACTIVE", "ERROR"})
 _LIST_PAGE_SIZE = 200
 _TAG_PAGE_SIZE = 100  # GetResources' maximum
@@ -71,7 +84,9 @@ _PROGRESS_ERRORS = 5  # resource errors kept in status: the first few say what i
 # client is shared by every SyncJob of one account (identity), region and endpoint, so they
 # wait together instead of each being throttled in turn.
 _BOTO_CONFIG = botocore.config.Config(
-    retries={"total_max_attempts": 1, "mode": "adaptive"}, connect_timeout=5, read_timeout=15
+    retries={"total_max_attempts": 1, "mode": "adaptive"},
+    connect_timeout=5,
+    read_timeout=READ_TIMEOUT_SECONDS,
 )
 
 
@@ -124,7 +139,11 @@ def classify(error: Exception, operation: str) -> ProviderError:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         retryable = code in _RETRYABLE_CODES or status >= 500 or status == 429
         return ProviderError(
-            code, info.get("Message", str(error)), retryable=retryable, operation=operation
+            code,
+            info.get("Message", str(error)),
+            retryable=retryable,
+            operation=operation,
+            throttled=status == 429 or code in _THROTTLING_CODES,
         )
     if isinstance(
         error, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
@@ -343,7 +362,7 @@ class TwinMakerProvider:
             result = await loop.run_in_executor(self._executor, call)
         except Exception as exc:
             error = classify(exc, operation)
-            REMOTE_CALLS.labels(self.name, operation, error.code).inc()
+            count_failed_call(self.name, error)
             raise error from exc
         REMOTE_CALLS.labels(self.name, operation, "ok").inc()
         return result

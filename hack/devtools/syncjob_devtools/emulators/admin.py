@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from syncjob_devtools.emulators.base import ADMIN_PREFIX
 from syncjob_devtools.emulators.faults import ActiveFault, FaultRule
+from syncjob_devtools.emulators.sigv4 import CredentialSummary, KnownCredentials
 
 if TYPE_CHECKING:  # type stubs only: not installed in the image
     from mypy_boto3_iottwinmaker import IoTTwinMakerClient
@@ -20,6 +21,14 @@ if TYPE_CHECKING:  # type stubs only: not installed in the image
 class CallCounts(BaseModel):
     operations: dict[str, int]
     objects: dict[str, dict[str, int]]
+    # TwinMaker: authenticated calls per access key, and the keys that signed each object's.
+    signers: dict[str, dict[str, int]]
+    object_signers: dict[str, dict[str, int]]
+    # Failures faults injected, by operation and kind ("500 before", "connection reset after
+    # commit", "response delay", ...).
+    injected: dict[str, dict[str, int]]
+    # TwinMaker with throttling on: calls refused for their rate, by operation.
+    throttled: dict[str, int]
 
 
 class EmulatorAdminError(Exception):
@@ -88,6 +97,8 @@ class EmulatorAdmin:
         status: int | None = None,
         code: str | None = None,
         message: str | None = None,
+        drop_connection: bool = False,
+        after_commit: bool = False,
         next_n: int | None = None,
     ) -> ActiveFault:
         rule = FaultRule(
@@ -98,6 +109,8 @@ class EmulatorAdmin:
             status=status,
             code=code,
             message=message,
+            drop_connection=drop_connection,
+            after_commit=after_commit,
             next_n=next_n,
         )
         created = self._call("POST", "/faults", rule.model_dump(exclude_none=True))
@@ -156,23 +169,73 @@ class EmulatorAdmin:
         body = {"sync_job_id": sync_job_id, "status": status, "error": error}
         self._call("POST", "/run-outcome", {k: v for k, v in body.items() if v is not None})
 
+    def credentials(self) -> list[CredentialSummary]:
+        """TwinMaker only: the access keys it accepts (static, or sessions its STS issued)."""
+        return [CredentialSummary.model_validate(c) for c in self._call("GET", "/credentials")]
+
+    def add_credentials(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        *,
+        session_token: str | None = None,
+        expires_at: float | None = None,
+    ) -> None:
+        """TwinMaker only: accept requests signed with this key (a session's, with its token
+        and expiry, epoch seconds)."""
+        known = KnownCredentials(
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            expires_at=expires_at,
+        )
+        self._call("POST", "/credentials", known.model_dump(exclude_none=True))
+
     def remove_sync_job(self, workspace_id: str, sync_source: str = "SITEWISE") -> None:
         """TwinMaker only: drop a job at once, bypassing DeleteSyncJob (out-of-band deletion)."""
         self._call("DELETE", f"/sync-jobs/{workspace_id}/{sync_source}")
 
 
-def twinmaker_client(endpoint_url: str, region: str = "us-east-1") -> IoTTwinMakerClient:
+def aws_client(
+    service: Literal["sts", "resourcegroupstaggingapi"],
+    endpoint_url: str,
+    region: str = "us-east-1",
+) -> Any:
+    """A boto3 client of another AWS API the TwinMaker emulator serves on its endpoint (``sts``,
+    ``resourcegroupstaggingapi``), signed with one of its default key pairs."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
+    )
+
+
+def twinmaker_client(
+    endpoint_url: str,
+    region: str = "us-east-1",
+    *,
+    read_timeout: float = 60.0,
+    access_key: tuple[str, str] = ("emulator", "emulator"),
+    session_token: str | None = None,
+) -> IoTTwinMakerClient:
     """A real boto3 TwinMaker client pointed at the emulator, for tests, demo and benchmarks.
 
     inject_host_prefix=False: the model's "api." host prefix would send boto3 to
     "api.127.0.0.1", which does not resolve. total_max_attempts=1: botocore's max_attempts
     counts retries, so it would still retry an injected 429/500 once and hide it.
+    read_timeout defaults to botocore's own. access_key: (id, secret), one of the emulator's
+    default pairs unless given; session_token with session credentials (STS's).
     """
     return boto3.client(
         "iottwinmaker",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}, inject_host_prefix=False),
+        aws_access_key_id=access_key[0],
+        aws_secret_access_key=access_key[1],
+        aws_session_token=session_token,
+        config=botocore.config.Config(
+            retries={"total_max_attempts": 1}, inject_host_prefix=False, read_timeout=read_timeout
+        ),
     )

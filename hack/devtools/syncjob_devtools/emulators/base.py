@@ -1,4 +1,5 @@
-"""What both emulators share: counters, faults, outage hook and the ``/_emulator`` admin API."""
+"""What both emulators share: counters, faults, the server hook (outages, dropped connections)
+and the ``/_emulator`` admin API."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from syncjob_devtools.emulators.faults import CallCounters, FaultBook, FaultRule
+from syncjob_devtools.emulators.faults import CallCounters, DropConnection, FaultBook, FaultRule
 
 ADMIN_PREFIX = "/_emulator"
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client went away
@@ -29,14 +30,25 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
+async def _drop_connection(request: Request, exc: Exception) -> Response:
+    """A fault's dropped connection: reset the caller's connection, so no response reaches it."""
+    client = request.scope.get("client")
+    server = emulator_core(request.app).server
+    if server is not None and client:
+        await server.reset_connection((client[0], client[1]))
+    # Never sent: the transport is gone (faults that drop need a server, see _add_fault).
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 EXCEPTION_HANDLERS: Mapping[Any, Callable[[Request, Exception], Any]] = {
-    ClientDisconnect: _client_gone
+    ClientDisconnect: _client_gone,
+    DropConnection: _drop_connection,
 }
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class OutageControl(Protocol):
+class ServerControl(Protocol):
     """Implemented by the server that owns the listening socket (see ``server.py``)."""
 
     async def stop_listening(self, seconds: float, spare: tuple[str, int] | None) -> None:
@@ -45,6 +57,9 @@ class OutageControl(Protocol):
 
     async def drop_connections(self) -> None:
         """Close every connection still open (the spared one, once it has its answer)."""
+
+    async def reset_connection(self, client: tuple[str, int]) -> None:
+        """Abort the connection from ``client`` with a TCP reset, before any response."""
 
 
 class ResetRequest(BaseModel):
@@ -86,7 +101,7 @@ def admin_error(detail: Any, status: int = 422) -> JSONResponse:
 
 
 class EmulatorCore:
-    """Per-app counters, faults and the outage hook, plus the shared admin routes.
+    """Per-app counters, faults and the server hook, plus the shared admin routes.
 
     ``reset_state`` forgets the emulated service's objects; ``complete_fault``
     fills in the service's defaults for a new fault rule (e.g. the status of a
@@ -100,10 +115,10 @@ class EmulatorCore:
         complete_fault: Callable[[FaultRule], FaultRule],
     ) -> None:
         self.counters = CallCounters()
-        self.faults = FaultBook()
+        self.faults = FaultBook(self.counters)
         # Set by the server that runs the app; None when the app runs elsewhere
-        # (e.g. under a test client), where an outage cannot be emulated.
-        self.outage: OutageControl | None = None
+        # (e.g. under a test client), where outages and dropped connections cannot be emulated.
+        self.server: ServerControl | None = None
         self._reset_state = reset_state
         self._complete_fault = complete_fault
 
@@ -146,6 +161,10 @@ class EmulatorCore:
             rule = self._complete_fault(rule)
         except ValueError as exc:
             return admin_error(str(exc))
+        if rule.drop_connection and self.server is None:
+            return admin_error(
+                "dropped connections need the emulator server (RunningEmulators or the CLI)", 501
+            )
         return JSONResponse(self.faults.add(rule).model_dump(), status_code=201)
 
     async def _clear_faults(self, request: Request) -> Response:
@@ -163,7 +182,7 @@ class EmulatorCore:
             outage = await parse_admin_body(request, OutageRequest)
         except AdminBodyError as exc:
             return admin_error(exc.detail)
-        if self.outage is None:
+        if self.server is None:
             return admin_error(
                 "outages need the emulator server (RunningEmulators or the CLI)", 501
             )
@@ -171,11 +190,11 @@ class EmulatorCore:
         # left for any client to reuse and no new one is accepted. Only the caller's
         # own connection lives until its answer is sent.
         client = request.scope.get("client")
-        await self.outage.stop_listening(outage.seconds, (client[0], client[1]) if client else None)
+        await self.server.stop_listening(outage.seconds, (client[0], client[1]) if client else None)
         return JSONResponse(
             outage.model_dump(),
             status_code=202,
-            background=BackgroundTask(self.outage.drop_connections),
+            background=BackgroundTask(self.server.drop_connections),
         )
 
 

@@ -34,6 +34,8 @@ FRONT_END_ERRORS: Mapping[str, int] = {
     "MissingAuthenticationTokenException": 403,
     "IncompleteSignatureException": 403,
     "InvalidSignatureException": 403,
+    "UnrecognizedClientException": 403,
+    "ExpiredTokenException": 403,
     "UnknownOperationException": 404,
     "SerializationException": 400,
 }

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 from pathlib import Path
@@ -24,9 +25,11 @@ import uvicorn
 from starlette.applications import Starlette
 
 from syncjob_devtools.emulators.base import emulator_core
+from syncjob_devtools.emulators.sigv4 import DEFAULT_AWS_CREDENTIALS
+from syncjob_devtools.emulators.throttling import DEFAULT_REQUEST_RATES, RequestRate
 from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.truto import create_app as create_truto_app
-from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
+from syncjob_devtools.emulators.twinmaker import MODEL_OPERATIONS, TwinMakerConfig
 from syncjob_devtools.emulators.twinmaker import create_app as create_twinmaker_app
 
 STARTUP_TIMEOUT_SECONDS = 15.0
@@ -56,6 +59,12 @@ def url_for(sock_address: tuple[Any, ...]) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _peer(connection: Any) -> tuple[str, int] | None:
+    """The client address of one of uvicorn's connection protocols."""
+    peer = connection.transport.get_extra_info("peername")
+    return (peer[0], peer[1]) if peer else None
+
+
 class EmulatorServer(uvicorn.Server):
     """A uvicorn server on a socket we own that can go dark and come back."""
 
@@ -77,7 +86,7 @@ class EmulatorServer(uvicorn.Server):
         self.ready = threading.Event()
         self._resume_timer: asyncio.TimerHandle | None = None
         self._resuming: asyncio.Task[None] | None = None
-        emulator_core(app).outage = self
+        emulator_core(app).server = self
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -104,10 +113,20 @@ class EmulatorServer(uvicorn.Server):
     async def drop_connections(self) -> None:
         self._close_connections(None)
 
+    async def reset_connection(self, client: tuple[str, int]) -> None:
+        for connection in list(self.server_state.connections):
+            if _peer(connection) == client:
+                # Linger 0: close() sends RST, not FIN, as a crashed front end would.
+                sock = connection.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.transport.abort()
+        # The protocol learns of the loss on the next loop iteration; after that the app's
+        # response is discarded rather than written.
+        await asyncio.sleep(0)
+
     def _close_connections(self, spare: tuple[str, int] | None) -> None:
         for connection in list(self.server_state.connections):
-            peer = connection.transport.get_extra_info("peername")
-            if spare is None or not peer or tuple(peer[:2]) != spare:
+            if spare is None or _peer(connection) != spare:
                 connection.transport.close()
 
     def _start_resuming(self) -> None:
@@ -230,6 +249,29 @@ def _rate_limit(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError("expected N or N/SECONDS, e.g. 100/60") from exc
 
 
+def _key_pair(text: str) -> tuple[str, str]:
+    """``ACCESS_KEY_ID:SECRET_ACCESS_KEY``."""
+    key, colon, secret = text.partition(":")
+    if not (key and colon and secret):
+        raise argparse.ArgumentTypeError("expected ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+    return key, secret
+
+
+def _request_rate(text: str) -> tuple[str, RequestRate]:
+    """``OPERATION=PER_SECOND`` or ``OPERATION=PER_SECOND/BURST`` (burst defaults to the rate)."""
+    operation, _, rate = text.partition("=")
+    if operation not in MODEL_OPERATIONS:
+        raise argparse.ArgumentTypeError(f"{operation!r} is not a TwinMaker operation served")
+    per_second, _, burst = rate.partition("/")
+    try:
+        value = float(per_second)
+        return operation, RequestRate(per_second=value, burst=int(burst or max(1, value)))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            "expected OPERATION=PER_SECOND[/BURST], e.g. CreateSyncJob=10/20"
+        ) from exc
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncjob-devtools emulators",
@@ -244,6 +286,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--transition-seconds", type=float, default=1.0, help="per state change")
     parser.add_argument("--account-id", default="123456789012")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--aws-credentials",
+        action="append",
+        type=_key_pair,
+        metavar="ID:SECRET",
+        help="a static AWS key pair TwinMaker requests may be signed with (repeatable), accepted"
+        " besides the default pairs",
+    )
+    parser.add_argument(
+        "--twinmaker-throttling",
+        action="store_true",
+        help="enforce per-account, per-operation request rates (ThrottlingException, 429)",
+    )
+    parser.add_argument(
+        "--twinmaker-rate",
+        action="append",
+        type=_request_rate,
+        metavar="OPERATION=PER_SECOND[/BURST]",
+        help="override one operation's rate (repeatable); the defaults are in docs/emulators.md",
+    )
     parser.add_argument(
         "--truto-token",
         action="append",
@@ -278,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
             region=args.region,
             transition_seconds=args.transition_seconds,
             persist_path=persist / "twinmaker.json" if persist else None,
+            aws_credentials={**DEFAULT_AWS_CREDENTIALS, **dict(args.aws_credentials or [])},
+            throttling=args.twinmaker_throttling,
+            request_rates={**DEFAULT_REQUEST_RATES, **dict(args.twinmaker_rate or [])},
         ),
         TrutoConfig(
             tokens=frozenset(args.truto_token or ["demo-token"]),

@@ -1,8 +1,8 @@
 """AWS STS's AssumeRole, as far as cross-account SyncJobs need it: the Query protocol (a form
 POST to / with Action and Version), XML answers and errors in STS's shapes. Served beside the
 TwinMaker emulator, on the same endpoint, as the operator's explicit endpoint covers every AWS
-API it calls. Credentials are minted, never checked later (as the emulator's SigV4 check goes),
-but roles may demand an external id, and every issue is counted."""
+API it calls. The session credentials it issues are known to the emulator's SigV4 check until
+they expire; roles may demand an external id, and every issue is counted."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import secrets
 import string
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from starlette.responses import Response
+
+from syncjob_devtools.emulators.sigv4 import KnownCredentials
 
 STS_SERVICE = "sts"
 STS_VERSION = "2011-06-15"
@@ -30,14 +33,42 @@ class StsError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
+@dataclass(frozen=True)
+class AssumedRole:
+    credentials: KnownCredentials
+    role_id: str  # "<AROA...>:<session name>"
+    arn: str  # the assumed-role ARN
+
+    def xml(self) -> str:
+        """STS's AssumeRole answer."""
+        c = self.credentials
+        assert c.expires_at is not None  # sessions always expire
+        expiration = datetime.datetime.fromtimestamp(c.expires_at, datetime.UTC)
+        return (
+            f'<AssumeRoleResponse xmlns="{_NS}"><AssumeRoleResult>'
+            "<Credentials>"
+            f"<AccessKeyId>{c.access_key_id}</AccessKeyId>"
+            f"<SecretAccessKey>{c.secret_access_key}</SecretAccessKey>"
+            f"<SessionToken>{c.session_token}</SessionToken>"
+            f"<Expiration>{expiration.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>"
+            "</Credentials>"
+            "<AssumedRoleUser>"
+            f"<AssumedRoleId>{escape(self.role_id)}</AssumedRoleId>"
+            f"<Arn>{escape(self.arn)}</Arn>"
+            "</AssumedRoleUser>"
+            f"</AssumeRoleResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
+            "</ResponseMetadata></AssumeRoleResponse>"
+        )
+
+
 def assume_role(
     params: Mapping[str, str],
     *,
     caller: str,
     external_ids: Mapping[str, str],
     now: datetime.datetime,
-) -> str:
-    """The AssumeRole answer (XML) for `params`, or StsError as STS would refuse them."""
+) -> AssumedRole:
+    """The session AssumeRole issues for `params`, or StsError as STS would refuse them."""
     role_arn = params.get("RoleArn", "")
     session_name = params.get("RoleSessionName", "")
     role = _ROLE_ARN.match(role_arn)
@@ -65,21 +96,18 @@ def assume_role(
         )
     account, role_name = role.group(1), role.group(2).rsplit("/", 1)[-1]
     role_id = "AROA" + _token(string.ascii_uppercase + string.digits, 17)
-    expiration = (now + datetime.timedelta(seconds=duration)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        f'<AssumeRoleResponse xmlns="{_NS}"><AssumeRoleResult>'
-        "<Credentials>"
-        f"<AccessKeyId>ASIA{_token(string.ascii_uppercase + string.digits, 16)}</AccessKeyId>"
-        f"<SecretAccessKey>{_token(string.ascii_letters + string.digits, 40)}</SecretAccessKey>"
-        f"<SessionToken>{_token(string.ascii_letters + string.digits, 120)}</SessionToken>"
-        f"<Expiration>{expiration}</Expiration>"
-        "</Credentials>"
-        "<AssumedRoleUser>"
-        f"<AssumedRoleId>{role_id}:{escape(session_name)}</AssumedRoleId>"
-        f"<Arn>arn:aws:sts::{account}:assumed-role/{escape(role_name)}/{escape(session_name)}</Arn>"
-        "</AssumedRoleUser>"
-        f"</AssumeRoleResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
-        "</ResponseMetadata></AssumeRoleResponse>"
+    credentials = KnownCredentials(
+        access_key_id="ASIA" + _token(string.ascii_uppercase + string.digits, 16),
+        secret_access_key=_token(string.ascii_letters + string.digits, 40),
+        session_token=_token(string.ascii_letters + string.digits, 120),
+        # Whole seconds, as the answer states it: the client's view and ours agree.
+        expires_at=float(int(now.timestamp()) + duration),
+        role_arn=role_arn,
+    )
+    return AssumedRole(
+        credentials=credentials,
+        role_id=f"{role_id}:{session_name}",
+        arn=f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}",
     )
 
 

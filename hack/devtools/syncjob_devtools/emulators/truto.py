@@ -34,7 +34,7 @@ from syncjob_devtools.emulators.base import (
     admin_error,
     parse_admin_body,
 )
-from syncjob_devtools.emulators.faults import FaultRule
+from syncjob_devtools.emulators.faults import FaultRule, InjectedError
 from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
 from syncjob_devtools.emulators.persistence import JsonStateFile
 
@@ -306,6 +306,11 @@ COLLECTIONS: tuple[Collection, ...] = (SyncJobs(), SyncJobRuns(), CronTriggers()
 Action = Callable[[Collection, Request, float], Awaitable[tuple[int, dict[str, Any]]]]
 
 
+def _truto_error(injected: InjectedError) -> TrutoError:
+    assert injected.status is not None  # _complete_fault requires it
+    return TrutoError(injected.status, injected.message or "Injected fault")
+
+
 def _validation_message(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
@@ -414,11 +419,9 @@ class TrutoEmulator:
             if scheme.lower() != "bearer" or token not in self.config.tokens:
                 raise TrutoError(401, "Invalid or missing API token")
             injection = await self.core.faults.inject(operation)
-            if (injected := injection.error) is not None:
-                assert injected.status is not None  # _complete_fault requires it
-                raise TrutoError(injected.status, injected.message or "Injected fault")
+            injection.fail_before(_truto_error)
             status, body = await action(now)
-            await injection.hold_response()
+            await injection.fail_after(_truto_error)
         except TrutoError as exc:
             phrase = HTTPStatus(exc.status).phrase if exc.status in _KNOWN_STATUSES else "Error"
             payload = {"statusCode": exc.status, "error": phrase, "message": exc.message}

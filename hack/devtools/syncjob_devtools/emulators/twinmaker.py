@@ -39,7 +39,7 @@ from syncjob_devtools.emulators.base import (
     admin_error,
     parse_admin_body,
 )
-from syncjob_devtools.emulators.faults import FaultRule
+from syncjob_devtools.emulators.faults import FaultRule, InjectedError
 from syncjob_devtools.emulators.paging import InvalidPageToken, paginate
 from syncjob_devtools.emulators.persistence import JsonStateFile
 from syncjob_devtools.emulators.restjson import (
@@ -52,6 +52,11 @@ from syncjob_devtools.emulators.restjson import (
     model_error_status,
     uri_labels,
 )
+from syncjob_devtools.emulators.sigv4 import (
+    DEFAULT_AWS_CREDENTIALS,
+    CredentialStore,
+    KnownCredentials,
+)
 from syncjob_devtools.emulators.sts import (
     STS_SERVICE,
     STS_VERSION,
@@ -60,6 +65,7 @@ from syncjob_devtools.emulators.sts import (
     error_response,
     ok_response,
 )
+from syncjob_devtools.emulators.throttling import DEFAULT_REQUEST_RATES, RequestRate, TokenBuckets
 
 SERVICE = "iottwinmaker"
 SYNC_JOB_OPERATIONS = (
@@ -122,6 +128,22 @@ class TwinMakerConfig(BaseModel):
     max_workspaces: int = Field(default=1000, ge=1)
     # STS AssumeRole: roles (by ARN) that demand an external id, and the id they demand.
     role_external_ids: dict[str, str] = Field(default_factory=dict)
+    # Access key id -> secret access key: the static keys requests may be signed with (the
+    # session credentials its STS issues are accepted too, until they expire).
+    aws_credentials: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_AWS_CREDENTIALS))
+    # Per-account, per-operation request rates (token buckets), enforced when throttling is on:
+    # calls beyond them get ThrottlingException (429). Off by default: the suite runs faster.
+    throttling: bool = False
+    request_rates: dict[str, RequestRate] = Field(
+        default_factory=lambda: dict(DEFAULT_REQUEST_RATES)
+    )
+
+    @model_validator(mode="after")
+    def _rates_name_operations(self) -> TwinMakerConfig:
+        unknown = sorted(set(self.request_rates) - set(MODEL_OPERATIONS))
+        if unknown:
+            raise ValueError(f"request_rates for operations not served: {unknown}")
+        return self
 
 
 class Transition(BaseModel):
@@ -236,6 +258,16 @@ def _status(transition: Transition) -> dict[str, Any]:
     return status
 
 
+def _aws_error(injected: InjectedError) -> AwsError:
+    assert injected.code is not None  # _complete_fault filled it in
+    return AwsError(injected.code, injected.message or "Injected fault", injected.status)
+
+
+def _sts_error(injected: InjectedError) -> StsError:
+    assert injected.code is not None  # _complete_fault filled it in
+    return StsError(injected.code, injected.message or "Injected fault", injected.status or 400)
+
+
 def _without_none(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
@@ -253,6 +285,8 @@ class TwinMakerEmulator:
             default=float("inf"),
         )
         self.core = EmulatorCore(reset_state=self._reset, complete_fault=self._complete_fault)
+        self.credentials = CredentialStore(config.aws_credentials)
+        self._buckets = TokenBuckets(config.request_rates) if config.throttling else None
         self.bindings = {
             name: OperationBinding(self.model.operation_model(name)) for name in MODEL_OPERATIONS
         }
@@ -290,6 +324,8 @@ class TwinMakerEmulator:
                 self._admin_remove_job,
                 methods=["DELETE"],
             ),
+            Route(f"{ADMIN_PREFIX}/credentials", self._admin_credentials, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}/credentials", self._admin_add_credentials, methods=["POST"]),
             # Query-protocol STS and JSON-1.1 tagging API share POST /, as AWS's endpoints would
             # if they were one: the X-Amz-Target header names a tagging call.
             Route("/", self._root_post, methods=["POST"]),
@@ -308,16 +344,18 @@ class TwinMakerEmulator:
         now = round(time.time(), 3)  # AWS timestamps carry milliseconds
         self._purge(now)
         labels = uri_labels(request.path_params)
-        self.core.counters.record(binding.name, self._object_key(labels, request, body))
+        obj = self._object_key(labels, request, body)
+        self.core.counters.record(binding.name, obj)
         try:
-            self._authenticate(request)
+            account = await self._authenticate(request, binding.name, obj)
+            if self._buckets is not None and not self._buckets.take(account, binding.name, now):
+                self.core.counters.record_throttled(binding.name)
+                raise AwsError("ThrottlingException", "Rate exceeded")
             injection = await self.core.faults.inject(binding.name)
-            if (injected := injection.error) is not None:
-                assert injected.code is not None  # _complete_fault filled it in
-                raise AwsError(injected.code, injected.message or "Injected fault", injected.status)
+            injection.fail_before(_aws_error)
             params = binding.parse(labels, request.query_params, body)
             result = self._handlers[binding.name](params, now)
-            await injection.hold_response()
+            await injection.fail_after(_aws_error)
         except AwsError as exc:
             return self._error(exc)
         return JSONResponse(result, headers={"x-amzn-RequestId": str(uuid.uuid4())})
@@ -332,49 +370,47 @@ class TwinMakerEmulator:
         # A urlencoded body (starlette's form parser would need python-multipart).
         params = dict(urllib.parse.parse_qsl((await request.body()).decode()))
         action = params.get("Action", "")
-        self.core.counters.record(action if action in STS_OPERATIONS else f"sts:{action}")
+        operation = action if action in STS_OPERATIONS else f"sts:{action}"
+        self.core.counters.record(operation)
         try:
-            self._authenticate(request, service=STS_SERVICE)
+            await self._authenticate(request, operation, service=STS_SERVICE)
             if action not in STS_OPERATIONS or params.get("Version") != STS_VERSION:
                 raise StsError("InvalidAction", f"Could not find operation {action}")
             injection = await self.core.faults.inject(action)
-            if (injected := injection.error) is not None:
-                assert injected.code is not None  # _complete_fault filled it in
-                raise StsError(
-                    injected.code, injected.message or "Injected fault", injected.status or 400
-                )
-            body = assume_role(
+            injection.fail_before(_sts_error)
+            assumed = assume_role(
                 params,
                 caller=f"arn:aws:iam::{self.config.account_id}:user/syncjob-operator",
                 external_ids=self.config.role_external_ids,
                 now=datetime.datetime.now(datetime.UTC),
             )
-            await injection.hold_response()
+            self.credentials.add(assumed.credentials)
+            await injection.fail_after(_sts_error)
         except AwsError as exc:  # the SigV4 check speaks AWS's common codes
             return error_response(StsError(exc.code, exc.message, exc.status or 403))
         except StsError as exc:
             return error_response(exc)
-        return ok_response(body)
+        return ok_response(assumed.xml())
 
     async def _tagging_api(self, request: Request) -> Response:
         """The Resource Groups Tagging API's GetResources over this emulator's resources."""
         target = request.headers.get("x-amz-target", "")
         operation = target.removeprefix(TAGGING_TARGET_PREFIX)
-        self.core.counters.record(operation if operation in TAGGING_OPERATIONS else target)
+        operation = operation if operation in TAGGING_OPERATIONS else target
+        self.core.counters.record(operation)
         try:
-            self._authenticate(request, service=TAGGING_SERVICE)
-            if operation not in TAGGING_OPERATIONS:
+            await self._authenticate(request, operation, service=TAGGING_SERVICE)
+            if operation == target:
                 raise AwsError("UnknownOperationException", f"Unknown operation {target}")
             injection = await self.core.faults.inject(operation)
-            if (injected := injection.error) is not None:
-                assert injected.code is not None  # _complete_fault filled it in
-                raise AwsError(injected.code, injected.message or "Injected fault", injected.status)
+            injection.fail_before(_aws_error)
             result = self._get_resources(json.loads(await request.body() or b"{}"))
-            await injection.hold_response()
+            await injection.fail_after(_aws_error)
         except AwsError as exc:
             headers = {"x-amzn-RequestId": str(uuid.uuid4())}
             body = {"__type": exc.code, "Message": exc.message}
-            return JSONResponse(body, status_code=exc.status or 400, headers=headers)
+            status = exc.status or model_error_status(self.model, exc.code) or 400
+            return JSONResponse(body, status_code=status, headers=headers)
         return JSONResponse(
             result,
             media_type="application/x-amz-json-1.1",
@@ -412,7 +448,7 @@ class TwinMakerEmulator:
     async def _unknown(self, request: Request) -> Response:
         self.core.counters.record(UNKNOWN_OPERATION)
         try:
-            self._authenticate(request)
+            await self._authenticate(request, UNKNOWN_OPERATION)
         except AwsError as exc:
             return self._error(exc)
         return self._error(AwsError("UnknownOperationException", "Unknown operation"))
@@ -422,47 +458,18 @@ class TwinMakerEmulator:
         headers = {"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": str(uuid.uuid4())}
         return JSONResponse({"message": exc.message}, status_code=status, headers=headers)
 
-    def _authenticate(self, request: Request, service: str = SERVICE) -> None:
-        """Reject requests that are not SigV4-signed for this service and region.
-
-        The signature itself is not verified (any credentials work, as with most
-        local emulators); its presence and scope are checked as AWS's front end does.
-        """
-        header = request.headers.get("authorization")
-        if header is None:
-            raise AwsError("MissingAuthenticationTokenException", "Missing Authentication Token")
-        algorithm, _, rest = header.partition(" ")
-        fields = dict(part.strip().split("=", 1) for part in rest.split(",") if "=" in part)
-        missing = [
-            name for name in ("Credential", "Signature", "SignedHeaders") if name not in fields
-        ]
-        if algorithm != "AWS4-HMAC-SHA256" or missing:
-            detail = " ".join(
-                f"Authorization header requires '{name}' parameter." for name in missing
-            )
-            raise AwsError(
-                "IncompleteSignatureException",
-                f"{detail or 'Unsupported signing algorithm.'} Authorization={header}",
-            )
-        if "x-amz-date" not in request.headers and "date" not in request.headers:
-            raise AwsError(
-                "IncompleteSignatureException",
-                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
-                f"header. Authorization={header}",
-            )
-        scope = fields["Credential"].split("/")
-        if len(scope) != 5 or scope[4] != "aws4_request":
-            raise AwsError("IncompleteSignatureException", "Credential is malformed.")
-        if scope[3] != service:
-            raise AwsError(
-                "InvalidSignatureException",
-                f"Credential should be scoped to correct service: '{service}'. ",
-            )
-        if scope[2] != self.config.region:
-            raise AwsError(
-                "InvalidSignatureException",
-                f"Credential should be scoped to a valid region, not '{scope[2]}'. ",
-            )
+    async def _authenticate(
+        self, request: Request, operation: str, obj: str | None = None, service: str = SERVICE
+    ) -> str:
+        """Reject requests not SigV4-signed for this service and region by a known key (see
+        ``sigv4.py``); count the call against the key that signed it. Returns the account the
+        key belongs to: an assumed role's, else this emulator's."""
+        signer = await self.credentials.authenticate(
+            request, service=service, region=self.config.region, now=time.time()
+        )
+        self.core.counters.record_signer(signer.access_key_id, operation, obj)
+        role_account = _ROLE_ACCOUNT.match(signer.role_arn or "")
+        return role_account[1] if role_account else self.config.account_id
 
     def _object_key(self, labels: dict[str, str], request: Request, body: bytes) -> str | None:
         """``<workspaceId>/<syncSource>`` for job calls, ``<workspaceId>`` for workspace calls."""
@@ -508,6 +515,8 @@ class TwinMakerEmulator:
 
     def _reset(self) -> None:
         self.state = TwinMakerState()
+        if self._buckets is not None:
+            self._buckets.clear()
         self._next_purge = float("inf")
         self._save()
 
@@ -814,6 +823,17 @@ class TwinMakerEmulator:
         )
         self._save()
         return JSONResponse({"job": key, "count": wanted.count})
+
+    async def _admin_credentials(self, request: Request) -> Response:
+        return JSONResponse([c.model_dump() for c in self.credentials.summaries()])
+
+    async def _admin_add_credentials(self, request: Request) -> Response:
+        try:
+            credentials = await parse_admin_body(request, KnownCredentials)
+        except AdminBodyError as exc:
+            return admin_error(exc.detail)
+        self.credentials.add(credentials)
+        return JSONResponse({"access_key_id": credentials.access_key_id}, status_code=201)
 
     async def _admin_remove_job(self, request: Request) -> Response:
         """Make a job vanish without the API, as if someone deleted it elsewhere long ago."""

@@ -299,18 +299,19 @@ def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> P
 
 def crash_guard(job: SyncJob, pending: PendingCreate) -> dict[str, Any]:
     """The server-side apply configuration of the crash guard: the create-pending marker and
-    the finalizer, for this object (its uid) only."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {
-            "name": job.name,
-            "namespace": job.namespace,
-            "uid": job.uid,
-            "annotations": {CREATE_PENDING_ANNOTATION: pending.encode()},
-            "finalizers": [FINALIZER],
-        },
+    the finalizer, for this object (its uid) only, and only as it was read (its
+    resourceVersion): of two writers that read the same object and both decided to create, one
+    gets a conflict instead of sending a second create."""
+    metadata: dict[str, Any] = {
+        "name": job.name,
+        "namespace": job.namespace,
+        "uid": job.uid,
+        "annotations": {CREATE_PENDING_ANNOTATION: pending.encode()},
+        "finalizers": [FINALIZER],
     }
+    if job.resource_version:
+        metadata["resourceVersion"] = job.resource_version
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata}
 
 
 class KubeIdentityWriter:
@@ -327,6 +328,12 @@ class KubeIdentityWriter:
         except ApiException as exc:
             # Classified like a provider error, so reconcile returns it as a value and the
             # handler backs off and reports it instead of kopf's generic 60 s retry.
+            if exc.status == 409:
+                raise ProviderError(
+                    "SyncJobChanged",
+                    "the SyncJob changed since it was read; retrying with the current object",
+                    retryable=True,
+                ) from exc
             raise ProviderError(
                 "KubernetesAPIError",
                 f"writing annotations: {exc.status} {exc.reason}",

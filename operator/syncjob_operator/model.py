@@ -144,6 +144,7 @@ _READ_METADATA = (
     "generation",
     "creationTimestamp",
     "deletionTimestamp",
+    "resourceVersion",
 )
 _MAX_OWNER_VALUE = 256  # the longest tag value TwinMaker accepts
 
@@ -235,6 +236,7 @@ class SyncJob:
     deleting: bool = False
     paused: bool = False  # the pause annotation: no remote call until it goes
     run_mark: RunMark | None = None  # the on-demand run started (or maybe started) last
+    resource_version: str = ""  # of the body read: the crash guard's write is conditional on it
 
     @property
     def remote_id(self) -> str | None:
@@ -296,4 +298,5 @@ class SyncJob:
             deleting=bool(meta.get("deletionTimestamp")),
             paused=annotations.get(PAUSED_ANNOTATION) == "true",
             run_mark=RunMark.decode(annotations.get(RUN_ANNOTATION)),
+            resource_version=str(meta.get("resourceVersion") or ""),
         )

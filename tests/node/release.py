@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from syncjob_devtools.chartvalues import node_chart_values
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.localnode import NodeCluster
 from tests.chart.support import CHART, value_args
@@ -21,23 +22,13 @@ AWS_KEY = ("AKIAEXAMPLEEXAMPLE00", "example-secret-access-key")
 
 
 def chart_values(emulators: RunningEmulators, image: BuiltImage) -> dict[str, Any]:
-    """The built image (already in the node's runtime: never pulled) and both providers'
-    endpoints on the bridge's gateway, through the chart's provider-defaults Secret."""
-    repository, tag = image.reference.rsplit(":", 1)
-    # The chart's default repository, as the kubelet normalises it.
-    assert repository == "docker.io/library/syncjob-operator"
-    return {
-        "image": {"tag": tag, "pullPolicy": "Never"},
-        "providerDefaults": {
-            "env": {
-                "AWS_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": AWS_KEY[0],
-                "AWS_SECRET_ACCESS_KEY": AWS_KEY[1],
-                "SYNCJOB_TWINMAKER_ENDPOINT_URL": emulators.twinmaker_url,
-                "SYNCJOB_TRUTO_BASE_URL": emulators.truto_url,
-            }
-        },
-    }
+    """The node's chart values, with the examples' AWS key pair as the default credentials."""
+    return node_chart_values(
+        image.reference,
+        twinmaker_url=emulators.twinmaker_url,
+        truto_url=emulators.truto_url,
+        env={"AWS_ACCESS_KEY_ID": AWS_KEY[0], "AWS_SECRET_ACCESS_KEY": AWS_KEY[1]},
+    )
 
 
 def install(helm: Cli, release: str, namespace: str, values: dict[str, Any]) -> None:

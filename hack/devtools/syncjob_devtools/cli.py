@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo = verbs.add_parser("demo", help="control plane + emulators + operator + example SyncJobs")
     demo.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
+    demo.add_argument(
+        "--helm",
+        nargs=2,
+        metavar=("IMAGE_ARCHIVE", "IMAGE_REFERENCE"),
+        help="install the operator with the chart onto a local node, from this image"
+        " (what hack/build-image.sh prints; hack/demo.sh --helm builds it); needs root",
+    )
 
     args, rest = parser.parse_known_args(argv)
     if args.verb == "emulators":
@@ -41,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.verb == "cluster":
         return _serve_cluster(args.kubeconfig_out, once=args.once)
-    from syncjob_devtools.demo import run_demo
+    from syncjob_devtools.demo import run_demo, run_helm_demo
 
+    if args.helm:
+        archive, reference = args.helm
+        return run_helm_demo(image_archive=Path(archive), image_reference=reference, keep=args.keep)
     return run_demo(keep=args.keep)
 
 

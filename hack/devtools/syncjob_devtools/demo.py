@@ -1,7 +1,9 @@
 """`syncjob-devtools demo`: the whole thing on local defaults, narrated.
 
 A real control plane, both provider emulators, the operator as its own process, the example
-SyncJobs applied with kubectl, their status shown once Ready, then deleted cleanly.
+SyncJobs applied with kubectl, their status shown once Ready, then deleted cleanly. With
+`--helm`, the operator is the image built from the Dockerfile instead, installed with the chart
+onto a real local node (kubelet, containerd), as a user installs it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ import tempfile
 import threading
 from pathlib import Path
 
+import yaml
+
+from syncjob_devtools.chartvalues import node_chart_values
 from syncjob_devtools.emulators.admin import EmulatorAdmin, twinmaker_client
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
+from syncjob_devtools.localnode import GATEWAY, node_cluster
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
 
 EXAMPLES_DIR = CRDS_DIR.parent / "examples"
+CHART_DIR = CRDS_DIR.parent / "charts" / "syncjob-operator"
 NAMESPACE = "syncjob-demo"
+RELEASE, RELEASE_NAMESPACE = "syncjob", "syncjob-system"
 
 
 def _say(text: str) -> None:
@@ -27,15 +35,19 @@ def _say(text: str) -> None:
 
 
 def _kubectl(plane: ControlPlane, *args: str) -> str:
-    print(f"$ kubectl {' '.join(args)}", flush=True)
+    return _run(plane, "kubectl", *args)
+
+
+def _run(plane: ControlPlane, tool: str, *args: str) -> str:
+    print(f"$ {tool} {' '.join(args)}", flush=True)
     proc = subprocess.run(
-        ["kubectl", *args], env=plane.env(), capture_output=True, text=True, check=False
+        [tool, *args], env=plane.env(), capture_output=True, text=True, check=False
     )
     output = (proc.stdout + proc.stderr).rstrip()
     if output:
         print(output, flush=True)
     if proc.returncode != 0:
-        raise SystemExit(f"kubectl {' '.join(args)} failed")
+        raise SystemExit(f"{tool} {' '.join(args)} failed")
     return proc.stdout
 
 
@@ -71,6 +83,51 @@ def run_demo(*, keep: bool = False) -> int:
             finally:
                 operator.stop()
         _say("demo finished: both SyncJobs reached Ready and were deleted cleanly")
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_helm_demo(*, image_archive: Path, image_reference: str, keep: bool = False) -> int:
+    """The same lifecycle with the operator installed by `helm install` onto a local node."""
+    work = Path(tempfile.mkdtemp(prefix="syncjob-helm-demo-"))
+    try:
+        _say("starting the control plane and a node (containerd, kubelet, kube-proxy)")
+        with (
+            node_cluster(work / "cluster") as cluster,
+            RunningEmulators(TwinMakerConfig(transition_seconds=1.0), host=GATEWAY) as emu,
+        ):
+            plane = cluster.plane
+            print(
+                f"control plane: {plane.server}\nTwinMaker emulator: {emu.twinmaker_url}\n"
+                f"Truto emulator: {emu.truto_url}"
+            )
+            twinmaker_client(emu.twinmaker_url).create_workspace(workspaceId="factory-floor")
+            _say(f"loading {image_reference} into the node's containerd (no registry)")
+            cluster.node.load_image(image_archive)
+            values = work / "values.yaml"
+            values.write_text(
+                yaml.safe_dump(
+                    node_chart_values(
+                        image_reference, twinmaker_url=emu.twinmaker_url, truto_url=emu.truto_url
+                    )
+                )
+            )
+            _say("helm install: the kubelet starts the operator Pod and probes it")
+            _run(plane, "helm", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NAMESPACE,
+                 "--create-namespace", "-f", str(values), "--wait", "--timeout=180s")  # fmt: skip
+            _kubectl(plane, "get", "pods", "-n", RELEASE_NAMESPACE, "-o", "wide")
+            try:
+                _show_lifecycle(plane, emu, keep=keep)
+            except SystemExit:
+                deployment = f"deployment/{RELEASE}-syncjob-operator"
+                _kubectl(plane, "logs", "-n", RELEASE_NAMESPACE, deployment, "--tail=60")
+                raise
+            _say("helm uninstall")
+            _run(plane, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait")
+        _say("demo finished: the chart's Pod made both SyncJobs Ready and deleted them cleanly")
         return 0
     except KeyboardInterrupt:
         return 130

@@ -12,7 +12,7 @@ watch has not echoed yet.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,16 +54,6 @@ class Claimant:
 
 
 IndexKey = tuple[str, ...]
-
-
-def index_entries(body: Mapping[str, Any]) -> dict[IndexKey, str | Claimant]:
-    """What one SyncJob contributes to the operator's index (see job_entries); nothing for a
-    body that does not parse (the handlers report it)."""
-    try:
-        job = SyncJob.from_body(body)
-    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
-        return {}
-    return job_entries(job)
 
 
 def job_entries(job: SyncJob) -> dict[IndexKey, str | Claimant]:

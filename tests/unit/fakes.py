@@ -1,4 +1,5 @@
-"""Fakes for the unit tier: a provider, an identity writer, a Secret keeper and a claims index.
+"""Fakes for the unit tier: a provider, an identity writer and a Secret keeper; claims over the
+operator's real index.
 
 The provider and the writer append to one shared journal, so a test can assert the order of
 remote calls and identity writes (the crash guard is all about that order).
@@ -7,13 +8,16 @@ remote calls and identity writes (the crash guard is all about that order).
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import kopf
+
+from syncjob_operator.handlers import index_body
+from syncjob_operator.index import ObjectIndex
 from syncjob_operator.model import PendingCreate, ProviderName, RunMark, SyncJob
-from syncjob_operator.ownership import Claims, IndexKey, index_entries
+from syncjob_operator.ownership import Claims
 from syncjob_operator.providers.base import Observation, ProviderError
 from syncjob_operator.reconcile import Context
 
@@ -118,26 +122,23 @@ class RecordingWriter:
         self.journal.append(f"run:{mark.request_id}={mark.run_id}")
 
 
-class FakeIndex:
-    """kopf's index of SyncJobs, filled through the operator's own index_entries()."""
+def entries_of(one: Mapping[str, Any]) -> dict[Any, Any]:
+    """What the operator's watch-event handler puts in its index for this SyncJob."""
+    return index_body(kopf.Body(cast(kopf.RawBody, one)))
 
-    def __init__(self, bodies: Iterable[Mapping[str, Any]] = ()) -> None:
-        self.entries: defaultdict[IndexKey, list[Any]] = defaultdict(list)
-        for one in bodies:
-            self.add(one)
 
-    def add(self, one: Mapping[str, Any]) -> None:
-        for key, value in index_entries(one).items():
-            self.entries[key].append(value)
-
-    def lookup(self, key: IndexKey) -> list[Any]:
-        return list(self.entries.get(key, []))
+def indexed(*bodies: Mapping[str, Any]) -> ObjectIndex:
+    """The operator's index of these SyncJobs."""
+    index = ObjectIndex()
+    for one in bodies:
+        index.replace(one["metadata"]["uid"], entries_of(one))
+    return index
 
 
 def claims_of(*bodies: Mapping[str, Any]) -> Claims:
     """Claims as the operator sees them when these SyncJobs exist."""
     claims = Claims()
-    claims.attach(FakeIndex(bodies).lookup)
+    claims.attach(indexed(*bodies).get)
     return claims
 
 

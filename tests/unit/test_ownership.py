@@ -8,17 +8,18 @@ from typing import Any
 
 import pytest
 
+from syncjob_operator.model import SyncJob
 from syncjob_operator.ownership import (
     ADOPTION_CONFLICT,
     NOT_OWNED,
     OWNED_BY_ANOTHER,
     Claimant,
     Claims,
-    index_entries,
+    job_entries,
     verdict,
 )
 from syncjob_operator.providers.base import Observation, ProviderError
-from tests.unit.fakes import FakeIndex, claims_of
+from tests.unit.fakes import claims_of, entries_of, indexed
 from tests.unit.jobs import TRUTO_SPEC, TWINMAKER_JOB, body
 
 JOB = TWINMAKER_JOB
@@ -79,18 +80,17 @@ def _claimant(**overrides: Any) -> Claimant:
             },
             id="truto-claim-and-the-token-secret",
         ),
-        pytest.param(
-            body(spec={"awsIoTTwinMaker": {"region": "x"}}),
-            {},
-            id="an-unparseable-spec-contributes-nothing",
-        ),
     ],
 )
-def test_index_entries(one: dict[str, Any], expected: dict[tuple[str, ...], Any]) -> None:
-    assert index_entries(one) == expected
+def test_job_entries(one: dict[str, Any], expected: dict[tuple[str, ...], Any]) -> None:
+    assert job_entries(SyncJob.from_body(one)) == expected
 
 
-def test_index_entries_name_the_twinmaker_credentials_secret() -> None:
+def test_a_syncjob_whose_spec_does_not_parse_is_not_indexed() -> None:
+    assert entries_of(body(spec={"awsIoTTwinMaker": {"region": "x"}})) == {}
+
+
+def test_job_entries_name_the_twinmaker_credentials_secret() -> None:
     spec = {
         "awsIoTTwinMaker": {
             "region": "us-east-1",
@@ -100,11 +100,7 @@ def test_index_entries_name_the_twinmaker_credentials_secret() -> None:
             "credentialsSecretRef": {"name": "aws"},
         }
     }
-    assert index_entries(body(spec=spec))[("secret", "ns", "aws")] == "u1"
-
-
-def test_an_object_without_metadata_contributes_nothing() -> None:
-    assert index_entries({"spec": {}}) == {}
+    assert job_entries(SyncJob.from_body(body(spec=spec)))[("secret", "ns", "aws")] == "u1"
 
 
 @pytest.mark.parametrize(
@@ -150,9 +146,9 @@ def test_claims_are_per_provider() -> None:
 
 
 def test_a_local_claim_is_visible_before_the_index_echoes_it() -> None:
-    index = FakeIndex()
+    index = indexed()
     claims = Claims()
-    claims.attach(index.lookup)
+    claims.attach(index.get)
     claims.claim(JOB, "id-1")
     other = dataclasses.replace(JOB, name="other", uid="u2")
     owner = claims.other_owner(other, "id-1")
@@ -160,7 +156,7 @@ def test_a_local_claim_is_visible_before_the_index_echoes_it() -> None:
     assert owner.uid == JOB.uid
     assert claims.other_owner(JOB, "id-1") is None  # a job is never its own other owner
     # Once the watch delivers the annotation, the index entry and the local one are one claim.
-    index.add(body(external_id="id-1", status_id="id-1"))
+    index.replace("u1", entries_of(body(external_id="id-1", status_id="id-1")))
     assert [c.uid for c in claims.claimants("AWSIoTTwinMaker", "id-1")] == ["u1"]
 
 

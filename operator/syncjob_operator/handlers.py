@@ -48,6 +48,7 @@ from syncjob_operator.model import (
     ProviderName,
     RunMark,
     SyncJob,
+    parse_time,
 )
 from syncjob_operator.ownership import Claims, IndexKey, job_entries
 from syncjob_operator.providers.base import Provider, ProviderError, SecretReader
@@ -250,7 +251,7 @@ def terminal_check_due(prior: Mapping[str, Any], now: datetime.datetime) -> bool
     text = prior.get("nextCheckTime")
     if not text:
         return True
-    return now >= datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return now >= parse_time(str(text))
 
 
 async def inputs_hash(job: SyncJob, secrets: SecretReader) -> str:
@@ -704,7 +705,7 @@ def _handler_until(annotations: Mapping[str, str], *, has_status: bool) -> float
         return 0.0 if has_status else time.time() + STATUS_IN_FLIGHT_SECONDS
     try:
         state = json.loads(progress)
-        due = datetime.datetime.fromisoformat(state.get("delayed") or state["started"])
+        due = parse_time(state.get("delayed") or state["started"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return math.inf  # not kopf's format: leave it to kopf
     return due.timestamp() + OVERDUE_RETRY_SECONDS

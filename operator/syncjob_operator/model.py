@@ -149,6 +149,13 @@ _READ_METADATA = (
 _MAX_OWNER_VALUE = 256  # the longest tag value TwinMaker accepts
 
 
+def parse_time(text: str) -> datetime.datetime:
+    """An ISO 8601 time as Kubernetes, kopf and the providers write it; UTC where it names no
+    zone. Raises ValueError."""
+    when = datetime.datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
+
+
 def owner_value(namespace: str, name: str) -> str:
     """How a remote job names the SyncJob that owns it: "namespace/name", stable across backup
     restores and re-creation (a uid is not), hashed when too long for a tag value."""
@@ -177,12 +184,9 @@ class PendingCreate:
         if not content_hash:
             return None
         try:
-            when = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
+            return cls(started_at=parse_time(started), content_hash=content_hash)
         except ValueError:
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.UTC)
-        return cls(started_at=when, content_hash=content_hash)
 
 
 @dataclass(frozen=True)
@@ -212,10 +216,9 @@ class RunMark:
         if kind != "pending":
             return None
         try:
-            since = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return cls(request_id, since=parse_time(value))
         except ValueError:
             return None
-        return cls(request_id, since=since if since.tzinfo else since.replace(tzinfo=datetime.UTC))
 
 
 @dataclass(frozen=True)

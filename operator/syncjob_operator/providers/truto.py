@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from syncjob_operator.metrics import REMOTE_CALLS, count_failed_call
-from syncjob_operator.model import ProviderName, SyncJob, TrutoSpec
+from syncjob_operator.model import ProviderName, SyncJob, TrutoSpec, parse_time
 from syncjob_operator.providers.base import (
     ABSENT,
     READ_TIMEOUT_SECONDS,
@@ -132,7 +132,7 @@ def _run(remote: Mapping[str, Any]) -> Run:
 
 
 def _timestamp(value: str | None) -> datetime.datetime | None:
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return parse_time(value) if value else None
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ remote calls and identity writes (the crash guard is all about that order).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
 
-from syncjob_operator.handlers import index_body
+from syncjob_operator.handlers import HandlerDeps, Handlers, Timing, index_body
 from syncjob_operator.index import ObjectIndex
 from syncjob_operator.model import PendingCreate, ProviderName, RunMark, SyncJob
 from syncjob_operator.ownership import Claims
@@ -195,3 +195,22 @@ class FakeSecrets:
 
     async def release(self, namespace: str, name: str) -> None:
         self.released.append(f"{namespace}/{name}")
+
+
+def handlers_for(
+    provider: FakeProvider,
+    secrets: FakeSecrets | None = None,
+    timing: Timing | None = None,
+    on_started: Callable[[], None] = lambda: None,
+) -> Handlers:
+    """The operator's handlers over `provider` (as TwinMaker), recording every write."""
+    return Handlers(
+        HandlerDeps(
+            providers={"AWSIoTTwinMaker": provider},
+            writer=RecordingWriter(provider.journal),
+            secrets=FakeSecrets() if secrets is None else secrets,
+            status_writer=RecordingStatusWriter(),
+            timing=Timing() if timing is None else timing,
+        ),
+        on_started=on_started,
+    )

@@ -19,7 +19,6 @@ from syncjob_operator.handlers import (
     LAST_HANDLED,
     OVERDUE_RETRY_SECONDS,
     STATUS_IN_FLIGHT_SECONDS,
-    HandlerDeps,
     Handlers,
     Timing,
     events,
@@ -34,7 +33,12 @@ from syncjob_operator.ownership import NOT_OWNED, OWNED_BY_ANOTHER
 from syncjob_operator.providers.base import ABSENT, ProviderError
 from syncjob_operator.reconcile import Outcome
 from syncjob_operator.status import TerminalRecord, compute_status
-from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingStatusWriter, RecordingWriter
+from tests.unit.fakes import (
+    FakeProvider,
+    FakeSecrets,
+    RecordingStatusWriter,
+    handlers_for,
+)
 from tests.unit.jobs import (
     ACTIVE,
     CREATING,
@@ -283,15 +287,7 @@ def _body(one: dict[str, Any]) -> kopf.Body:
 def _handlers(
     provider: FakeProvider, secrets: FakeSecrets | None = None, timing: Timing = TIMING
 ) -> Handlers:
-    return Handlers(
-        HandlerDeps(
-            providers={"AWSIoTTwinMaker": provider},
-            writer=RecordingWriter(provider.journal),
-            secrets=FakeSecrets() if secrets is None else secrets,
-            status_writer=RecordingStatusWriter(),
-            timing=timing,
-        )
-    )
+    return handlers_for(provider, secrets, timing)
 
 
 OWNED_ACTIVE = dataclasses.replace(ACTIVE, remote_id="id-1")

@@ -7,22 +7,18 @@ from typing import Any, cast
 import kopf
 
 from syncjob_operator.drift import Member
-from syncjob_operator.handlers import MEMBER_KEY, HandlerDeps, Handlers
+from syncjob_operator.handlers import MEMBER_KEY, Handlers
 from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
 from syncjob_operator.metrics import OBJECT_STATES
-from tests.unit.fakes import FakeProvider, FakeSecrets, RecordingStatusWriter, RecordingWriter
+from tests.unit.fakes import (
+    FakeProvider,
+    handlers_for,
+)
 from tests.unit.jobs import ACTIVE, body
 
 
 def _handlers(started: list[int]) -> Handlers:
-    provider = FakeProvider([ACTIVE])
-    deps = HandlerDeps(
-        providers={"AWSIoTTwinMaker": provider},
-        writer=RecordingWriter(provider.journal),
-        secrets=FakeSecrets(),
-        status_writer=RecordingStatusWriter(),
-    )
-    return Handlers(deps, on_started=lambda: started.append(1))
+    return handlers_for(FakeProvider([ACTIVE]), on_started=lambda: started.append(1))
 
 
 def _names(members: Any) -> list[str]:

@@ -13,8 +13,6 @@ import pytest
 from syncjob_operator.drift import Member
 from syncjob_operator.handlers import (
     LAST_HANDLED,
-    HandlerDeps,
-    Handlers,
     Timing,
     events,
     index_body,
@@ -27,10 +25,9 @@ from syncjob_operator.reconcile import EXTERNAL_ID_REQUIRED, Outcome, converge, 
 from syncjob_operator.status import OBSERVING, PAUSED, SYNCED, compute_status, condition
 from tests.unit.fakes import (
     FakeProvider,
-    FakeSecrets,
     RecordingStatusWriter,
-    RecordingWriter,
     context,
+    handlers_for,
 )
 from tests.unit.jobs import TRUTO_JOB, TWINMAKER_JOB, TWINMAKER_SPEC, body
 
@@ -87,25 +84,13 @@ async def test_observe_only_never_deletes_and_observing_claims_nothing() -> None
 TIMING = Timing()
 
 
-def _handlers(provider: FakeProvider, timing: Timing = TIMING) -> Handlers:
-    return Handlers(
-        HandlerDeps(
-            providers={"AWSIoTTwinMaker": provider},
-            writer=RecordingWriter(provider.journal),
-            secrets=FakeSecrets(),
-            status_writer=RecordingStatusWriter(),
-            timing=timing,
-        )
-    )
-
-
 PAUSED_BODY = body(external_id="id-1", annotations={PAUSED_ANNOTATION: "true"})
 
 
 async def test_a_paused_syncjob_makes_no_call_and_says_so() -> None:
     provider = FakeProvider([])
     patch = kopf.Patch()
-    await _handlers(provider).on_change(
+    await handlers_for(provider).on_change(
         kopf.Body(cast(kopf.RawBody, PAUSED_BODY)), patch, 0, LOGGER, "update"
     )
     assert provider.journal == []
@@ -116,7 +101,7 @@ async def test_a_paused_syncjob_makes_no_call_and_says_so() -> None:
 
 async def test_the_drift_pass_skips_a_paused_syncjob() -> None:
     provider = FakeProvider([])
-    handlers = _handlers(provider)
+    handlers = handlers_for(provider)
     entries: dict[Any, Any] = index_body(kopf.Body(cast(kopf.RawBody, PAUSED_BODY)))
     member: Member = entries[("member",)]
     await handlers.resync(member)
@@ -129,7 +114,9 @@ async def test_deleting_a_paused_syncjob_waits_with_its_finalizer() -> None:
     patch = kopf.Patch()
     deleting = body(external_id="id-1", annotations={PAUSED_ANNOTATION: "true"}, deleting=True)
     with pytest.raises(kopf.TemporaryError) as raised:  # the finalizer stays
-        await _handlers(provider).delete(kopf.Body(cast(kopf.RawBody, deleting)), patch, 0, LOGGER)
+        await handlers_for(provider).delete(
+            kopf.Body(cast(kopf.RawBody, deleting)), patch, 0, LOGGER
+        )
     assert provider.journal == []
     assert "reconcile.syncjob.dev/paused" in str(raised.value)
 
@@ -177,7 +164,7 @@ async def test_only_the_drift_pass_reads_progress() -> None:
     synced = compute_status(TWINMAKER_JOB.with_remote_id("id-1"), Outcome(ACTIVE), {}, _now())
     one = body(external_id="id-1", status=synced, annotations={LAST_HANDLED: "{}"})
     provider = FakeProvider([ACTIVE, ACTIVE])
-    handlers = _handlers(provider, Timing(progress_seconds=0))  # due on every pass
+    handlers = handlers_for(provider, timing=Timing(progress_seconds=0))  # due on every pass
     await handlers.on_event(body=kopf.Body(cast(kopf.RawBody, one)), type="MODIFIED")
     entries: dict[Any, Any] = index_body(kopf.Body(cast(kopf.RawBody, one)))
     await handlers.resync(entries[("member",)])

@@ -54,6 +54,7 @@ from syncjob_operator.ownership import Claims, IndexKey, job_entries
 from syncjob_operator.providers.base import Provider, ProviderError, SecretReader
 from syncjob_operator.reconcile import IdentityWriter, Outcome
 from syncjob_operator.status import (
+    DELETING,
     READY,
     SYNCED,
     TERMINAL,
@@ -61,6 +62,7 @@ from syncjob_operator.status import (
     compute_status,
     condition,
     condition_message,
+    condition_reason,
     settled,
     status_patch,
 )
@@ -103,6 +105,14 @@ OVERDUE_RETRY_SECONDS = 2 * CONSISTENCY_TIMEOUT_SECONDS
 # first one's echo shows a handled object without status. The drift pass leaves such an
 # object alone this long, or it writes the status a second time (7 of 100 objects did).
 STATUS_IN_FLIGHT_SECONDS = 10.0
+# A blocked deletion (a terminal error such as a revoked token or access denied) is someone
+# waiting: a namespace, an Argo CD prune, a `kubectl delete`. kopf runs a delayed handler only
+# once its delay is over, whatever events come meanwhile, a switch to deletionPolicy: Orphan
+# included. So a blocked deletion is checked again this often, not on the terminal errors'
+# 5-minute backoff: its way out (Orphan, a fixed Secret, credentials restored outside
+# Kubernetes) is acted on within this period, at one provider call per blocked SyncJob per
+# period. Crossplane, too, keeps retrying a failing delete on its controller's short backoff.
+BLOCKED_DELETION_RECHECK_SECONDS = 30.0
 # Enough to keep both providers and the API server busy (a 10,000-object burst reached Ready
 # sooner with 64 than with no limit, and peaked 45 MiB lower: docs/benchmarks.md).
 MAX_CONCURRENT_RECONCILES = 64
@@ -122,7 +132,7 @@ class Timing:
     backoff_cap_seconds: float = 60.0
     # Terminal errors are re-checked on a slow backoff (credentials and policies change outside
     # Kubernetes), and at once when the spec or a referenced Secret changes. A blocked deletion
-    # is re-tried every terminal_recheck_seconds.
+    # is re-tried every blocked_deletion_seconds.
     terminal_recheck_seconds: float = 300.0
     # Resource progress (TwinMaker ListSyncResources) is a read per job, not per scope: the
     # drift pass reads it this often per job, first reads spread over one such period.
@@ -130,6 +140,11 @@ class Timing:
     terminal_recheck_cap_seconds: float = 3600.0
     # Longer than any create request can take (httpx and botocore time out well before).
     in_flight_seconds: float = 30.0
+
+    @property
+    def blocked_deletion_seconds(self) -> float:
+        """How often a deletion blocked by a terminal error is tried again."""
+        return min(self.terminal_recheck_seconds, BLOCKED_DELETION_RECHECK_SECONDS)
 
     @property
     def list_age(self) -> float:
@@ -235,15 +250,23 @@ def retry_delay(attempt: int, timing: Timing, retry_after: float | None = None) 
 
 
 def terminal_record(
-    prior: Mapping[str, Any], inputs: str, now: datetime.datetime, timing: Timing
+    prior: Mapping[str, Any],
+    inputs: str,
+    now: datetime.datetime,
+    timing: Timing,
+    *,
+    deleting: bool = False,
 ) -> TerminalRecord:
-    """The n-th check in a row of unchanged inputs waits twice as long as the one before."""
+    """The n-th check in a row of unchanged inputs waits twice as long as the one before; a
+    blocked deletion waits the same short period every time."""
     same = condition(prior, TERMINAL) is not None and prior.get("failedInputs") == inputs
     checks = int(prior.get("terminalChecks") or 0) + 1 if same else 1
-    delay = min(
-        timing.terminal_recheck_cap_seconds,
-        timing.terminal_recheck_seconds * 2 ** min(checks - 1, 20),
-    )
+    delay = timing.blocked_deletion_seconds
+    if not deleting:
+        delay = min(
+            timing.terminal_recheck_cap_seconds,
+            timing.terminal_recheck_seconds * 2 ** min(checks - 1, 20),
+        )
     return TerminalRecord(inputs, checks, now + datetime.timedelta(seconds=delay))
 
 
@@ -496,21 +519,26 @@ class Handlers:
                 delay=runtime.timing.resync_seconds,
             )
         ctx = runtime.context(job, GuardedWriter(runtime.writer, self._protect_secrets, patch))
+        now = datetime.datetime.now(datetime.UTC)
         async with runtime.locks.hold(job.uid):
             outcome = await reconcile.remove(job, ctx)
             outcome = await self._settle(job, ctx, outcome)
-        result = self._conclude(job, prior, outcome, trigger="delete", terminal=None)
+        error = outcome.error
+        blocked = outcome.action != "orphaned" and error is not None and not error.retryable
+        terminal = None
+        if blocked:
+            inputs = await inputs_hash(job, runtime.secrets)
+            terminal = terminal_record(prior, inputs, now, runtime.timing, deleting=True)
+        result = self._conclude(job, prior, outcome, trigger="delete", terminal=terminal)
         patch.status.update(result.status)
         _post(body, result.events, logger)
-        error = outcome.error
+        if blocked:
+            # Never PermanentError here: kopf would release the finalizer and strand the job.
+            raise kopf.TemporaryError(
+                f"cannot delete the remote job: {error}; fix access or set deletionPolicy: Orphan",
+                delay=runtime.timing.blocked_deletion_seconds,
+            )
         if outcome.action != "orphaned":
-            if error is not None and not error.retryable:
-                # Never PermanentError here: kopf would release the finalizer and strand the job.
-                raise kopf.TemporaryError(
-                    f"cannot delete the remote job: {error}; fix access or set"
-                    " deletionPolicy: Orphan",
-                    delay=runtime.timing.terminal_recheck_seconds,
-                )
             self._signal(job, outcome, retry)
         await self._release_secrets(job, logger)
         runtime.claims.forget(job)
@@ -646,6 +674,10 @@ def events(
                     True,
                 )
             )
+        elif trigger == "delete" and not error.retryable:
+            if not _still_blocked(prior, status):
+                message = condition_message(status, SYNCED) or str(error)
+                found.append(Event("DeletionBlocked", message, True))
         elif error.code != UNREACHABLE:  # an Event cannot reach an API server that is away
             reason = "RemoteCallFailed" if error.retryable else "TerminalError"
             found.append(Event(reason, condition_message(status, SYNCED) or str(error), True))
@@ -676,6 +708,19 @@ def events(
         message = f"the remote job was deleted outside the operator{then}"
         found.append(Event("RemoteJobMissing", message, True))
     return found
+
+
+def _still_blocked(prior: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """The previous check of this deletion was blocked by the same error. A blocked deletion
+    is checked every BLOCKED_DELETION_RECHECK_SECONDS: its Event is posted when the block starts
+    or its error changes, not at every check (the conditions always say it)."""
+    before, now = condition(prior, TERMINAL), condition(status, TERMINAL)
+    return (
+        condition_reason(prior, READY) == DELETING
+        and before is not None
+        and now is not None
+        and (before.get("reason"), before.get("message")) == (now.get("reason"), now.get("message"))
+    )
 
 
 def index_body(body: kopf.Body) -> dict[IndexKey, Any]:

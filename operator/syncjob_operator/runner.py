@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from syncjob_operator import slimwatch
 from syncjob_operator.drift import DriftPass
 from syncjob_operator.handlers import (
+    BLOCKED_DELETION_RECHECK_SECONDS,
     INDEX_HANDLER_ID,
     MAX_CONCURRENT_RECONCILES,
     HandlerDeps,
@@ -158,7 +159,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     seconds(
         "--terminal-recheck-seconds",
         timing.terminal_recheck_seconds,
-        "first re-check of a terminal error; doubles per unchanged check, up to an hour",
+        "first re-check of a terminal error; doubles per unchanged check, up to an hour. A"
+        " deletion a terminal error blocks is tried again every"
+        f" {BLOCKED_DELETION_RECHECK_SECONDS:g} s, or this if shorter",
     )
     parser.add_argument(
         "--sync-progress-pages",

@@ -162,6 +162,11 @@ def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[st
     error = outcome.error
     if error is not None and error.code in REFUSALS:
         return "False", error.code, error.message  # a remote job exists, and it is not ours
+    if observed is None and job.deleting:
+        # A deletion that could not read the remote job (e.g. revoked credentials): it still
+        # goes away, and the last state read is all there is to show.
+        state = (prior.get("remote") or {}).get("state") or "unknown"
+        return "False", DELETING, f"remote state {state} (last read)"
     if observed is None:
         previous = condition(prior, READY)
         if previous is not None:
@@ -184,7 +189,9 @@ def _ready(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> tuple[st
     return "False", CREATING, f"remote state {observed.state}"
 
 
-def _synced(outcome: Outcome, terminal: TerminalRecord | None) -> tuple[str, str, str]:
+def _synced(
+    outcome: Outcome, terminal: TerminalRecord | None, *, deleting: bool
+) -> tuple[str, str, str]:
     error = outcome.error
     if outcome.action == "paused":
         return (
@@ -202,8 +209,13 @@ def _synced(outcome: Outcome, terminal: TerminalRecord | None) -> tuple[str, str
         # cost a status write on every resync.
         return "True", RECONCILE_SUCCESS, "the remote job matches the spec"
     advice = "will retry"
-    if not error.retryable:
-        when = f"at {_iso(terminal.next_check)}" if terminal else "later"
+    when = f"at {_iso(terminal.next_check)}" if terminal else "later"
+    if not error.retryable and deleting:
+        advice = (
+            f"deletion blocked, the remote job and the finalizer stay; will check again {when},"
+            " or set spec.deletionPolicy: Orphan to delete the SyncJob and keep the remote job"
+        )
+    elif not error.retryable:
         advice = f"will check again {when}, or at once when the spec or its Secret changes"
     where = f"{error.operation}: " if error.operation else ""
     return "False", RECONCILE_ERROR, f"{where}{error.code}: {error.message} ({advice})"
@@ -243,7 +255,9 @@ def compute_status(
     assert stamp is not None
     conditions = [
         _condition(READY, _ready(job, outcome, prior), job.generation, prior, stamp),
-        _condition(SYNCED, _synced(outcome, terminal), job.generation, prior, stamp),
+        _condition(
+            SYNCED, _synced(outcome, terminal, deleting=job.deleting), job.generation, prior, stamp
+        ),
     ]
     error = outcome.error
     if error is None or error.retryable:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from syncjob_devtools.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.admin import EmulatorAdmin, EmulatorAdminError
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.emulators.sigv4 import DEFAULT_AWS_CREDENTIALS
 
@@ -119,6 +119,24 @@ def test_keys_added_at_run_time_are_accepted(
     tm = client(emulators.twinmaker_url, "iottwinmaker", "AKIALATECOMER", "late-secret")
     assert refused(tm.list_workspaces)[0] == "UnrecognizedClientException"
     tm_admin.add_credentials("AKIALATECOMER", "late-secret")
+    assert tm.list_workspaces()["workspaceSummaries"] == []
+
+
+def test_a_revoked_key_is_refused_until_it_is_added_again(
+    emulators: RunningEmulators, tm_admin: EmulatorAdmin
+) -> None:
+    tm_admin.add_credentials("AKIAREVOKEDLATER", "revoked-secret")
+    tm = client(emulators.twinmaker_url, "iottwinmaker", "AKIAREVOKEDLATER", "revoked-secret")
+    assert tm.list_workspaces()["workspaceSummaries"] == []
+
+    tm_admin.remove_credentials("AKIAREVOKEDLATER")
+    assert refused(tm.list_workspaces)[:2] == ("UnrecognizedClientException", 403)
+    assert "AKIAREVOKEDLATER" not in {c.access_key_id for c in tm_admin.credentials()}
+    with pytest.raises(EmulatorAdminError) as unknown:
+        tm_admin.remove_credentials("AKIAREVOKEDLATER")
+    assert unknown.value.status == 404
+
+    tm_admin.add_credentials("AKIAREVOKEDLATER", "revoked-secret")
     assert tm.list_workspaces()["workspaceSummaries"] == []
 
 

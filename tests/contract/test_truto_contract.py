@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from syncjob_devtools.emulators.admin import EmulatorAdmin
+from syncjob_devtools.emulators.admin import EmulatorAdmin, EmulatorAdminError
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.emulators.truto import TrutoConfig
 
@@ -52,6 +52,24 @@ def test_missing_or_wrong_token_is_401(
 ) -> None:
     response = httpx.get(f"{emulators.truto_url}/sync-job", headers=headers)
     assert_truto_error(response, 401, "Unauthorized")
+
+
+def test_a_revoked_token_is_401_until_it_is_added_again(
+    emulators: RunningEmulators, truto_admin: EmulatorAdmin
+) -> None:
+    truto_admin.add_token("revoked-later")
+    headers = {"Authorization": "Bearer revoked-later"}
+    assert httpx.get(f"{emulators.truto_url}/sync-job", headers=headers).status_code == 200
+
+    truto_admin.revoke_token("revoked-later")
+    response = httpx.get(f"{emulators.truto_url}/sync-job", headers=headers)
+    assert_truto_error(response, 401, "Unauthorized")
+    with pytest.raises(EmulatorAdminError) as unknown:
+        truto_admin.revoke_token("revoked-later")
+    assert unknown.value.status == 404
+
+    truto_admin.add_token("revoked-later")
+    assert httpx.get(f"{emulators.truto_url}/sync-job", headers=headers).status_code == 200
 
 
 def test_create_get_update_delete_sync_job(truto: httpx.Client) -> None:

@@ -32,7 +32,12 @@ from syncjob_operator.model import CREATE_PENDING_ANNOTATION, EXTERNAL_ID_ANNOTA
 from syncjob_operator.ownership import NOT_OWNED, OWNED_BY_ANOTHER
 from syncjob_operator.providers.base import ABSENT, ProviderError
 from syncjob_operator.reconcile import Outcome
-from syncjob_operator.status import TerminalRecord, compute_status
+from syncjob_operator.status import (
+    TerminalRecord,
+    compute_status,
+    condition,
+    condition_reason,
+)
 from tests.unit.fakes import (
     FakeProvider,
     FakeSecrets,
@@ -634,18 +639,75 @@ async def test_delete_of_an_orphan_never_blocks_on_a_failed_release(posted: Post
     assert handlers.runtime.claims.owner_of("AWSIoTTwinMaker", "id-1") is None  # forgotten
 
 
-async def test_delete_blocked_by_a_terminal_error_retries_on_the_terminal_recheck(
-    posted: Posted,
+@pytest.mark.parametrize(
+    ("timing", "delay"),
+    [
+        pytest.param(Timing(), 30, id="defaults-not-the-5-minute-terminal-recheck"),
+        pytest.param(
+            dataclasses.replace(TIMING, terminal_recheck_seconds=3), 3, id="compressed-timers"
+        ),
+    ],
+)
+async def test_a_blocked_deletion_says_so_names_orphan_and_retries_within_seconds(
+    posted: Posted, timing: Timing, delay: float
 ) -> None:
     provider = FakeProvider([OWNED_ACTIVE], fail={"delete:id-1": DENIED})
-    timing = dataclasses.replace(TIMING, terminal_recheck_seconds=123)
     patch = kopf.Patch()
+    started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     with pytest.raises(kopf.TemporaryError) as raised:  # never Permanent: it would strand it
         await _handlers(provider, timing=timing).delete(
-            _body(body(external_id="id-1", deleting=True)), patch, 0, LOGGER
+            _body(body(external_id="id-1", status=SYNCED, deleting=True)), patch, 0, LOGGER
         )
-    assert raised.value.delay == 123
+    assert raised.value.delay == delay
     assert "deletionPolicy: Orphan" in str(raised.value)
+    status = patch["status"]
+    synced = condition(status, "Synced")
+    assert synced is not None
+    assert synced["status"] == "False"
+    assert "deletion blocked" in synced["message"]
+    assert "set spec.deletionPolicy: Orphan" in synced["message"]
+    assert condition_reason(status, "Ready") == "Deleting"
+    assert condition_reason(status, "Terminal") == "AccessDeniedException"
+    next_check = datetime.datetime.fromisoformat(status["nextCheckTime"])
+    assert datetime.timedelta(0) <= next_check - started <= datetime.timedelta(seconds=delay + 2)
+    assert [(kind, reason, message) for kind, reason, message in posted.events] == [
+        ("Warning", "DeletionBlocked", synced["message"])
+    ]
+
+
+async def test_a_blocked_deletion_that_cannot_read_the_job_is_not_ready(posted: Posted) -> None:
+    revoked = ProviderError("Unauthorized", "Invalid or missing API token", retryable=False)
+    provider = FakeProvider([], fail={"observe": revoked})
+    handlers = _handlers(provider, timing=Timing())
+
+    async def check(prior: dict[str, Any], retry: int) -> tuple[float | None, dict[str, Any]]:
+        patch = kopf.Patch()
+        with pytest.raises(kopf.TemporaryError) as raised:
+            await handlers.delete(
+                _body(body(external_id="id-1", status=prior, deleting=True)), patch, retry, LOGGER
+            )
+        return raised.value.delay, {**prior, **patch["status"]}
+
+    delay, status = await check(SYNCED, 0)
+    ready = condition(status, "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("False", "Deleting")
+    assert ready["message"] == "remote state ACTIVE (last read)"
+    assert status["terminalChecks"] == 1
+    assert [reason for _, reason, _ in posted.events] == ["DeletionBlocked"]
+
+    # Checked again with nothing changed: one more check on the same short period, and no
+    # second Event (the conditions say it; a check every 30 s would post 120 an hour).
+    delay, status = await check(status, 1)
+    assert delay == 30
+    assert status["terminalChecks"] == 2
+    assert [reason for _, reason, _ in posted.events] == ["DeletionBlocked"]
+
+    # Another error blocks it now: that is news.
+    provider.fail["observe"] = DENIED
+    await check(status, 2)
+    assert [reason for _, reason, _ in posted.events] == ["DeletionBlocked", "DeletionBlocked"]
+    assert "AccessDeniedException" in posted.events[-1][2]
 
 
 @pytest.mark.parametrize(

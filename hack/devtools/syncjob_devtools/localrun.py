@@ -37,8 +37,9 @@ class OperatorProcess:
     truto_url: str | None = None
     extra_args: Sequence[str] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    resync_seconds: float = 60.0
-    poll_seconds: float = 0.5
+    # None: the operator's own default (no flag passed).
+    resync_seconds: float | None = 60.0
+    poll_seconds: float | None = 0.5
     metrics_port: int = field(default_factory=free_port)
     _popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -63,6 +64,7 @@ class OperatorProcess:
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
+        timers = {"--resync-seconds": self.resync_seconds, "--poll-seconds": self.poll_seconds}
         argv = [
             sys.executable,
             "-m",
@@ -70,8 +72,8 @@ class OperatorProcess:
             "run",
             f"--metrics-address=127.0.0.1:{self.metrics_port}",
             f"--liveness=http://127.0.0.1:{free_port()}/healthz",
-            f"--resync-seconds={self.resync_seconds}",
-            f"--poll-seconds={self.poll_seconds}",
+            # Before extra_args, which may name the same flags (the last one wins).
+            *(f"{flag}={value}" for flag, value in timers.items() if value is not None),
             *self.extra_args,
         ]
         if self.twinmaker_url:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import boto3
 import botocore.config
@@ -190,6 +191,18 @@ class EmulatorAdmin:
             expires_at=expires_at,
         )
         self._call("POST", "/credentials", known.model_dump(exclude_none=True))
+
+    def remove_credentials(self, access_key_id: str) -> None:
+        """TwinMaker only: revoke a key; requests signed with it are refused from now on."""
+        self._call("DELETE", f"/credentials/{quote(access_key_id, safe='')}")
+
+    def add_token(self, token: str) -> None:
+        """Truto only: accept this API token from now on."""
+        self._call("POST", "/tokens", {"token": token})
+
+    def revoke_token(self, token: str) -> None:
+        """Truto only: requests bearing this token get 401 from now on."""
+        self._call("DELETE", f"/tokens/{quote(token, safe='')}")
 
     def remove_sync_job(self, workspace_id: str, sync_source: str = "SITEWISE") -> None:
         """TwinMaker only: drop a job at once, bypassing DeleteSyncJob (out-of-band deletion)."""

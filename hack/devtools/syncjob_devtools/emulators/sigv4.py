@@ -63,6 +63,10 @@ class CredentialStore:
     def add(self, credentials: KnownCredentials) -> None:
         self._known[credentials.access_key_id] = credentials
 
+    def remove(self, access_key_id: str) -> bool:
+        """Forget a key (revoked, or its user deleted); False if it was not known."""
+        return self._known.pop(access_key_id, None) is not None
+
     def summaries(self) -> list[CredentialSummary]:
         return [
             CredentialSummary(

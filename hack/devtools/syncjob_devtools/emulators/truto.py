@@ -177,6 +177,14 @@ class RunOutcome(BaseModel):
     error: str | None = None
 
 
+class ApiToken(BaseModel):
+    """Body of ``POST /_emulator/tokens``: a token to accept from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1)
+
+
 class TrutoState(BaseModel):
     # collection path -> object id -> the object as the API returns it
     objects: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
@@ -325,6 +333,9 @@ class TrutoEmulator:
         self.state = (self._file.load() if self._file else None) or TrutoState()
         self.limiter = RateLimiter(config.rate_limit, config.rate_limit_window_seconds)
         self.core = EmulatorCore(reset_state=self._reset, complete_fault=self._complete_fault)
+        # The accepted tokens: configuration, not state (a reset keeps them); the admin API
+        # adds and revokes them at run time.
+        self.tokens = set(config.tokens)
 
     def objects(self, path: str) -> dict[str, dict[str, Any]]:
         return self.state.objects.setdefault(path, {})
@@ -346,6 +357,22 @@ class TrutoEmulator:
             self.state.run_outcomes[outcome.sync_job_id] = outcome
         self._save()
         return JSONResponse(outcome.model_dump())
+
+    async def _admin_add_token(self, request: Request) -> Response:
+        try:
+            wanted = await parse_admin_body(request, ApiToken)
+        except AdminBodyError as exc:
+            return admin_error(exc.detail)
+        self.tokens.add(wanted.token)
+        return Response(status_code=201)
+
+    async def _admin_revoke_token(self, request: Request) -> Response:
+        """Revoke a token, as a Truto admin would: requests bearing it get 401 from now on."""
+        token = request.path_params["token"]
+        if token not in self.tokens:
+            return admin_error("no such token", 404)
+        self.tokens.discard(token)
+        return Response(status_code=204)
 
     def _reset(self) -> None:
         self.state = TrutoState()
@@ -379,6 +406,8 @@ class TrutoEmulator:
             *routes,
             *self.core.admin_routes(),
             Route(f"{ADMIN_PREFIX}/run-outcome", self._admin_run_outcome, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/tokens", self._admin_add_token, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/tokens/{{token}}", self._admin_revoke_token, methods=["DELETE"]),
             Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
@@ -416,7 +445,7 @@ class TrutoEmulator:
         try:
             if not allowed:
                 raise TrutoError(429, "Rate limit exceeded, retry after ratelimit-reset seconds")
-            if scheme.lower() != "bearer" or token not in self.config.tokens:
+            if scheme.lower() != "bearer" or token not in self.tokens:
                 raise TrutoError(401, "Invalid or missing API token")
             injection = await self.core.faults.inject(operation)
             injection.fail_before(_truto_error)

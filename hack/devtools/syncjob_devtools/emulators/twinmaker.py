@@ -326,6 +326,11 @@ class TwinMakerEmulator:
             ),
             Route(f"{ADMIN_PREFIX}/credentials", self._admin_credentials, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/credentials", self._admin_add_credentials, methods=["POST"]),
+            Route(
+                f"{ADMIN_PREFIX}/credentials/{{access_key_id}}",
+                self._admin_remove_credentials,
+                methods=["DELETE"],
+            ),
             # Query-protocol STS and JSON-1.1 tagging API share POST /, as AWS's endpoints would
             # if they were one: the X-Amz-Target header names a tagging call.
             Route("/", self._root_post, methods=["POST"]),
@@ -834,6 +839,12 @@ class TwinMakerEmulator:
             return admin_error(exc.detail)
         self.credentials.add(credentials)
         return JSONResponse({"access_key_id": credentials.access_key_id}, status_code=201)
+
+    async def _admin_remove_credentials(self, request: Request) -> Response:
+        """Revoke a key: requests signed with it are an UnrecognizedClientException from now on."""
+        if not self.credentials.remove(request.path_params["access_key_id"]):
+            return admin_error("no such access key", 404)
+        return Response(status_code=204)
 
     async def _admin_remove_job(self, request: Request) -> Response:
         """Make a job vanish without the API, as if someone deleted it elsewhere long ago."""

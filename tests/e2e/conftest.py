@@ -3,6 +3,7 @@ operator as its own process reaching them through the real boto3 and httpx clien
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,19 +115,34 @@ def start_quick_operator(
     )
 
 
-@pytest.fixture(scope="module")
-def operator(
-    crd: None,
-    control_plane: ControlPlane,
-    emulators: Emulators,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """One operator for a test module; drift tests rely on its short resync interval."""
-    process = start_quick_operator(
-        control_plane, emulators, tmp_path_factory.mktemp("operator"), "--sync-progress-seconds=2"
-    )
-    yield process
-    process.stop()
+def module_operator(*, autouse: bool = False, own_defaults: bool = False, **options: Any) -> Any:
+    """A module-scoped `operator` fixture: one operator, started with `options`
+    (OperatorProcess's), for every test of the module that defines it. `own_defaults`: no
+    setting from the environment either (SYNCJOB_* variables would set some)."""
+
+    @pytest.fixture(scope="module", autouse=autouse, name="operator")
+    def fixture(
+        crd: None,
+        control_plane: ControlPlane,
+        emulators: Emulators,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[OperatorProcess]:
+        with pytest.MonkeyPatch.context() as env:
+            for variable in [v for v in os.environ if own_defaults and v.startswith("SYNCJOB_")]:
+                env.delenv(variable)
+            process = start_operator(
+                control_plane, emulators, tmp_path_factory.mktemp("operator"), **options
+            )
+        yield process
+        process.stop()
+
+    return fixture
+
+
+# The suite's operator; drift tests rely on its short resync interval.
+operator = module_operator(
+    resync_seconds=2.0, poll_seconds=0.3, extra_args=["--sync-progress-seconds=2"]
+)
 
 
 def twinmaker_job(name: str, workspace: str, **fields: Any) -> str:

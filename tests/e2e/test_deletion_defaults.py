@@ -6,21 +6,16 @@ within a minute, not after the 5-minute terminal re-check."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pytest
 import yaml
 
-from syncjob_devtools.localcluster import ControlPlane
-from syncjob_devtools.localrun import OperatorProcess
 from tests.e2e.conftest import (
     Emulators,
     get_syncjob,
-    start_operator,
+    module_operator,
     token_secret,
     truto_job,
     twinmaker_job,
@@ -35,27 +30,8 @@ NAMES = ("crm", "twin")
 ORPHAN = '{"spec": {"deletionPolicy": "Orphan"}}'
 
 
-@pytest.fixture(scope="module", autouse=True)
-def operator(
-    crd: None,
-    control_plane: ControlPlane,
-    emulators: Emulators,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """The operator exactly as installed: every timer at its default, none from the
-    environment (SYNCJOB_*_SECONDS would set one)."""
-    with pytest.MonkeyPatch.context() as env:
-        for variable in [v for v in os.environ if v.startswith("SYNCJOB_")]:
-            env.delenv(variable)
-        process = start_operator(
-            control_plane,
-            emulators,
-            tmp_path_factory.mktemp("operator"),
-            resync_seconds=None,
-            poll_seconds=None,
-        )
-    yield process
-    process.stop()
+# The operator exactly as installed: every timer at its default.
+operator = module_operator(autouse=True, own_defaults=True, resync_seconds=None, poll_seconds=None)
 
 
 @dataclass(frozen=True)

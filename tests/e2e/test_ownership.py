@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
@@ -13,8 +12,6 @@ import pytest
 import yaml
 
 from syncjob_devtools.emulators.admin import EmulatorAdmin
-from syncjob_devtools.localcluster import ControlPlane
-from syncjob_devtools.localrun import OperatorProcess
 from syncjob_operator.kube import SECRET_HOLD
 from syncjob_operator.model import ADOPTION_POLICY_ANNOTATION, EXTERNAL_ID_ANNOTATION
 from syncjob_operator.providers.twinmaker import OWNER_TAG
@@ -23,7 +20,7 @@ from tests.e2e.conftest import (
     Emulators,
     get_syncjob,
     has_event,
-    start_operator,
+    module_operator,
     token_secret,
     truto_job,
     twinmaker_job,
@@ -35,24 +32,13 @@ from tests.support.kube import Cli, condition, wait_until
 TERMINAL_RECHECK_SECONDS = 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def operator(
-    crd: None,
-    control_plane: ControlPlane,
-    emulators: Emulators,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """This module's operator re-checks terminal errors within seconds, not minutes."""
-    process = start_operator(
-        control_plane,
-        emulators,
-        tmp_path_factory.mktemp("operator"),
-        resync_seconds=2.0,
-        poll_seconds=0.3,
-        extra_args=[f"--terminal-recheck-seconds={TERMINAL_RECHECK_SECONDS}"],
-    )
-    yield process
-    process.stop()
+# This module's operator re-checks terminal errors within seconds, not minutes.
+operator = module_operator(
+    autouse=True,
+    resync_seconds=2.0,
+    poll_seconds=0.3,
+    extra_args=[f"--terminal-recheck-seconds={TERMINAL_RECHECK_SECONDS}"],
+)
 
 
 def _tags(emulators: Emulators, arn: str) -> dict[str, str]:

@@ -30,7 +30,15 @@ from syncjob_operator import reconcile
 from syncjob_operator.drift import Member
 from syncjob_operator.index import ObjectIndex
 from syncjob_operator.keyedlocks import KeyedLocks
-from syncjob_operator.kube import GROUP, KIND, LIST_PAGE_SIZE, PLURAL, UNREACHABLE, VERSION
+from syncjob_operator.kube import (
+    GROUP,
+    KIND,
+    LIST_PAGE_SIZE,
+    PLURAL,
+    SECRET_HOLD,
+    UNREACHABLE,
+    VERSION,
+)
 from syncjob_operator.metrics import (
     OBJECT_STATES,
     RECONCILE_SECONDS,
@@ -819,15 +827,29 @@ def register(
 
 
 def configure_settings(
-    settings: kopf.OperatorSettings, *, exact_namespaces: bool = False, peering_lifetime: int = 60
+    settings: kopf.OperatorSettings,
+    *,
+    exact_namespaces: bool = False,
+    peering_lifetime: int = 60,
+    shard: Mapping[str, str] | None = None,
+    secret_hold: str = SECRET_HOLD,
 ) -> None:
     """All kopf settings in one place; each non-default says why."""
     # The user's trade-off between failover time and keep-alive writes (--peering-lifetime).
     settings.peering.lifetime = peering_lifetime
+    if shard:
+        # A shard watches only its own SyncJobs, server-side. Handler label filters alone are
+        # not enough: kopf releases its finalizer from an object no deletion handler of its
+        # own matches, so a shard would strip the others' finalizers, and their deletions
+        # would then skip the remote job and the Secret release.
+        selector = ",".join(f"{key}={value}" for key, value in sorted(shard.items()))
+        settings.watching.label_selectors[GROUP, PLURAL] = selector
+    # Only the Secrets this operator holds (the Secret handler's label, server-side).
+    settings.watching.label_selectors["secrets"] = f"{secret_hold}=true"
     # No worker limit (settings.queueing.worker_limit). A worker keeps its slot while its
     # object waits out a kopf retry or settles, so in a provider outage retrying objects would
     # hold every slot and starve the rest; and 1,000 did not lower a 10,000-object burst's peak
-    # memory (docs/benchmarks.md, fifth session).
+    # memory (docs/benchmarks.md).
     if exact_namespaces:
         # Named namespaces need no discovery of namespaces or CRDs, which per-namespace Roles
         # forbid: kopf would retry those lists for about a minute before watching anything.

@@ -297,6 +297,10 @@ def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> P
     )
 
 
+# A conditional write found the SyncJob at another version than the one read.
+CHANGED = "SyncJobChanged"
+
+
 def crash_guard(job: SyncJob, pending: PendingCreate) -> dict[str, Any]:
     """The server-side apply configuration of the crash guard: the create-pending marker and
     the finalizer, for this object (its uid) only, and only as it was read (its
@@ -330,7 +334,7 @@ class KubeIdentityWriter:
             # handler backs off and reports it instead of kopf's generic 60 s retry.
             if exc.status == 409:
                 raise ProviderError(
-                    "SyncJobChanged",
+                    CHANGED,
                     "the SyncJob changed since it was read; retrying with the current object",
                     retryable=True,
                 ) from exc
@@ -343,7 +347,27 @@ class KubeIdentityWriter:
     async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
         """The marker and the finalizer in one write, before the first remote create: from here
         on, deleting the SyncJob waits for the remote job to be deleted. Server-side apply adds
-        the finalizer to whatever list the object has, with no read before."""
+        the finalizer to whatever list the object has, with no read before.
+
+        The write is conditional on the object as `job` was read. A conflict is re-judged on
+        the object as it is now: any other change (kopf's progress, status) leaves the decision
+        to create standing, and the write is made once more on that version; a marker or an
+        identity written meanwhile (another writer decided first) is the conflict returned."""
+        try:
+            await self._apply_crash_guard(job, pending)
+        except ProviderError as error:
+            if error.code != CHANGED:
+                raise
+            current = await self._read(job)
+            if (current.uid, current.pending_create, current.external_id) != (
+                job.uid,
+                job.pending_create,
+                job.external_id,
+            ):
+                raise
+            await self._apply_crash_guard(current, pending)
+
+    async def _apply_crash_guard(self, job: SyncJob, pending: PendingCreate) -> None:
         await self._patch(
             job,
             crash_guard(job, pending),
@@ -351,6 +375,15 @@ class KubeIdentityWriter:
             force=True,
             _content_type=APPLY_PATCH,
         )
+
+    async def _read(self, job: SyncJob) -> SyncJob:
+        get = self._kube.custom.get_namespaced_custom_object
+        try:
+            body = await self._kube(get, GROUP, VERSION, job.namespace, PLURAL, job.name)
+        except ApiException as exc:
+            message = f"reading the SyncJob: {exc.status} {exc.reason}"
+            raise ProviderError("KubernetesAPIError", message, retryable=True) from exc
+        return SyncJob.from_body(cast(dict[str, Any], body))
 
     async def record_identity(self, job: SyncJob, remote_id: str) -> None:
         annotations = {EXTERNAL_ID_ANNOTATION: remote_id, CREATE_PENDING_ANNOTATION: None}

@@ -365,7 +365,11 @@ async def _run(args: argparse.Namespace) -> None:
 
         async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
             configure_settings(
-                settings, exact_namespaces=exact, peering_lifetime=args.peering_lifetime
+                settings,
+                exact_namespaces=exact,
+                peering_lifetime=args.peering_lifetime,
+                shard=args.selector,
+                secret_hold=secrets.hold,
             )
 
         kopf.on.startup(registry=registry, id="configure")(configure)

@@ -7,8 +7,7 @@ managedFields are server-side-apply bookkeeping: nearly half of a SyncJob's JSON
 managers: kubectl, the finalizer's apply, kopf's metadata and status patches). Neither kopf nor
 the operator reads them, yet kopf queues every event's whole body until the object's worker
 takes it. When the API server drops a watcher that fell behind and replays thousands of events
-on the reconnect, those queued bodies are the peak of a large burst's memory (docs/benchmarks.md,
-sixth session).
+on the reconnect, those queued bodies are the peak of a large burst's memory (docs/benchmarks.md).
 
 kopf has no transform hook, so this wraps the one generator every listed and watched object
 passes through: `kopf._cogs.clients.watching.continuous_watch`, which kopf's `infinite_watch`

@@ -1,6 +1,8 @@
-"""The crash guard's write against the real API server: it lands only on the object as it was
-read, so of two writers that read one SyncJob and both decided to create its remote job (two
-operators overlapping, e.g. peers starting at the same moment), exactly one goes ahead."""
+"""The crash guard's write against the real API server: it is conditional on the object as it
+was read, and a conflict is re-judged on the object as it is, so of two writers that read one
+SyncJob and both decided to create its remote job (two operators overlapping, e.g. peers
+starting at the same moment), exactly one goes ahead, while changes of other kinds made since
+the read never stop a create."""
 
 from __future__ import annotations
 
@@ -41,6 +43,9 @@ async def test_of_two_writers_that_read_the_same_object_one_marks_the_create(
     read = SyncJob.from_body(kubectl.json("get", "syncjob", "guarded", "-n", namespace))
     assert read.resource_version
 
+    # Any other change since the read (a label here; kopf's progress, a status) leaves the
+    # decision to create standing: the write lands on the current version.
+    kubectl.run("label", "syncjob", "guarded", "-n", namespace, "team=plant")
     first = _pending("first")
     await writer.mark_pending_create(read, first)
     with pytest.raises(ProviderError) as conflict:

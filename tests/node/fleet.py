@@ -111,21 +111,33 @@ class Fleet:
 
     def wait_ready(self, timeout: float = 300) -> None:
         total = self.truto + self.twinmaker
-        wait_until(
-            lambda: self.ready() == total,
-            timeout=timeout,
-            interval=1,
-            what=f"{total} SyncJobs of {self.name} Ready",
-        )
+        try:
+            wait_until(
+                lambda: self.ready() == total,
+                timeout=timeout,
+                interval=1,
+                what=f"{total} SyncJobs of {self.name} Ready",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; not Ready: {self.not_ready()[:5]}") from None
 
-    def ownership_problems(self) -> list[str]:
-        """Empty when every SyncJob holds its own remote job and every remote job in this
-        fleet's scopes belongs to a SyncJob."""
-        ids = [(i.get("status") or {}).get("remote", {}).get("id") for i in self.syncjobs()]
-        problems = [f"{ids.count(None)} SyncJobs without a remote id"] if None in ids else []
-        shared = {i: n for i, n in Counter(ids).items() if i is not None and n > 1}
-        if shared:
-            problems.append(f"remote ids held by several SyncJobs: {shared}")
+    def not_ready(self) -> list[str]:
+        """Each SyncJob that is not Ready, with what its conditions say."""
+        found = []
+        for item in self.syncjobs():
+            ready = condition(item, "Ready")
+            if ready is None or ready["status"] != "True":
+                synced = condition(item, "Synced") or {}
+                annotations = item["metadata"].get("annotations", {})
+                found.append(
+                    f"{item['metadata']['name']}: Ready {ready and ready.get('message')!r},"
+                    f" Synced {synced.get('message')!r},"
+                    f" annotations {sorted(k for k in annotations if 'syncjob' in k)}"
+                )
+        return found
+
+    def remote_ids(self) -> list[str]:
+        """The remote jobs in this fleet's scopes, as the providers list them."""
         integrations, workspaces = self.scopes
         remote: list[str] = []
         with httpx.Client(
@@ -138,6 +150,17 @@ class Fleet:
         client = twinmaker_client(self.emulators.twinmaker_url)
         for workspace in workspaces:
             remote += [str(s["arn"]) for s in _twinmaker_jobs(client, workspace)]
+        return remote
+
+    def ownership_problems(self) -> list[str]:
+        """Empty when every SyncJob holds its own remote job and every remote job in this
+        fleet's scopes belongs to a SyncJob."""
+        ids = [(i.get("status") or {}).get("remote", {}).get("id") for i in self.syncjobs()]
+        problems = [f"{ids.count(None)} SyncJobs without a remote id"] if None in ids else []
+        shared = {i: n for i, n in Counter(ids).items() if i is not None and n > 1}
+        if shared:
+            problems.append(f"remote ids held by several SyncJobs: {shared}")
+        remote = self.remote_ids()
         if len(remote) != len(set(remote)) or len(remote) != self.truto + self.twinmaker:
             problems.append(f"{len(remote)} remote jobs for {self.truto + self.twinmaker}")
         if missing := set(ids) - set(remote) - {None}:

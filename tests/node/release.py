@@ -47,6 +47,21 @@ def install(helm: Cli, release: str, namespace: str, values: dict[str, Any]) -> 
     )
 
 
+def uninstall(helm: Cli, kubectl: Cli, release: str, namespace: str) -> None:
+    """`helm uninstall --wait`, then until the operator's Pods are gone: Helm waits for the
+    Deployment, not its Pods, and an operator still shutting down would act on what the next
+    test applies."""
+    helm.run("uninstall", release, "--namespace", namespace, "--wait", timeout=180)
+    wait_for_no_operator_pods(kubectl, namespace, release)
+
+
+def wait_for_no_operator_pods(kubectl: Cli, namespace: str, release: str) -> None:
+    kubectl.run(
+        "wait", "--for=delete", "pod", "-n", namespace, "-l",
+        f"app.kubernetes.io/instance={release}", "--timeout=120s", timeout=150,
+    )  # fmt: skip
+
+
 def operator_pods(kubectl: Cli, namespace: str, release: str) -> list[dict[str, Any]]:
     selector = f"app.kubernetes.io/instance={release}"
     pods: list[dict[str, Any]] = kubectl.json("get", "pods", "-n", namespace, "-l", selector)[

@@ -17,7 +17,7 @@ from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.localargocd import LocalArgoCD
 from syncjob_devtools.localnode import NodeCluster
 from tests.chart.support import CHART, REPO
-from tests.node.release import chart_values, operator_pods, running
+from tests.node.release import chart_values, operator_pods, running, wait_for_no_operator_pods
 from tests.support.argocd import documented_configmap
 from tests.support.gitops import GitRepo, application, resource_status
 from tests.support.image import BuiltImage
@@ -93,6 +93,7 @@ def gitops(node: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
             for name in (JOBS_APP, OPERATOR_APP):
                 if kubectl.exists("application", name, "-n", "argocd"):
                     gitops.remove(name)
+            wait_for_no_operator_pods(kubectl, OPERATOR_NS, OPERATOR_APP)
             # Argo CD leaves the chart's CRD in place (as Helm does), so the next install
             # finds it. A CRD being deleted all the same must be gone before that install.
             deleting = kubectl.run(

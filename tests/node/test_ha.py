@@ -22,6 +22,7 @@ from tests.node.release import (
     operator_pods,
     pod_metric,
     running,
+    uninstall,
 )
 from tests.support.image import BuiltImage
 from tests.support.kube import Cli, wait_until
@@ -86,7 +87,7 @@ def ha_release(
     node_kubectl.run("create", "namespace", APPS)
     yield
     node_kubectl.run("delete", "syncjobs", "--all", "-n", APPS, "--timeout=180s")
-    node_helm.run("uninstall", HA_RELEASE, "--namespace", HA, "--wait", timeout=180)
+    uninstall(node_helm, node_kubectl, HA_RELEASE, HA)
     node_kubectl.run("delete", "namespace", APPS, HA, "--wait=false")
 
 
@@ -145,22 +146,23 @@ def shard_releases(
         values["selector"] = {"syncjob.dev/shard": shard}
         install(node_helm, shard, SHARD_NS, values)
     node_kubectl.run("create", "namespace", SHARD_APPS)
-    yield
-    node_kubectl.run("delete", "syncjobs", "--all", "-n", SHARD_APPS, "--timeout=180s")
+    try:
+        yield
+    finally:
+        node_kubectl.run("delete", "syncjobs", "--all", "-n", SHARD_APPS, "--timeout=180s")
+        for shard in SHARDS:
+            uninstall(node_helm, node_kubectl, shard, SHARD_NS)
+        node_kubectl.run("delete", "namespace", SHARD_APPS, SHARD_NS, "--wait=false")
 
-    # Each shard released its own hold on the Secrets its SyncJobs shared.
-    def held() -> list[str]:
-        return [
-            f"{secret['metadata']['name']}: {f}"
-            for secret in node_kubectl.json("get", "secrets", "-n", SHARD_APPS)["items"]
-            for f in secret["metadata"].get("finalizers", [])
-            if f.startswith("syncjob.dev/")
-        ]
 
-    wait_until(lambda: not held(), timeout=60, what="the shards' Secret holds released")
-    for shard in SHARDS:
-        node_helm.run("uninstall", shard, "--namespace", SHARD_NS, "--wait", timeout=180)
-    node_kubectl.run("delete", "namespace", SHARD_APPS, SHARD_NS, "--wait=false")
+def _held(kubectl: Cli) -> list[str]:
+    """The operators' holds on the shards' Secrets."""
+    return [
+        f"{secret['metadata']['name']}: {f}"
+        for secret in kubectl.json("get", "secrets", "-n", SHARD_APPS)["items"]
+        for f in secret["metadata"].get("finalizers", [])
+        if f.startswith("syncjob.dev/")
+    ]
 
 
 def test_each_syncjob_is_reconciled_by_exactly_one_shard(
@@ -191,3 +193,12 @@ def test_each_syncjob_is_reconciled_by_exactly_one_shard(
         }
         log = node_kubectl.run("logs", "-n", SHARD_NS, pod["metadata"]["name"]).stdout
         assert not _objects_in_log(log) & others
+    # Deleted together: each shard deletes its own SyncJobs' remote jobs (no shard releases
+    # another's finalizer) and releases its own hold on the Secret its SyncJobs shared.
+    node_kubectl.run("delete", "syncjobs", "--all", "-n", SHARD_APPS, "--timeout=180s")
+    for shard, fleet in fleets.items():
+        assert fleet.remote_ids() == [], f"{shard}: remote jobs left after deletion"
+    try:
+        wait_until(lambda: not _held(node_kubectl), timeout=60, what="the Secret holds released")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {_held(node_kubectl)}") from None

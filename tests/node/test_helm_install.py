@@ -25,8 +25,9 @@ from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.localnode import NodeCluster
 from tests.chart.support import CHART, REPO
 from tests.node.conftest import WORKSPACE
-from tests.node.fleet import Fleet
+from tests.node.fleet import TRUTO_TOKEN, Fleet
 from tests.node.release import (
+    AWS_KEY,
     chart_values,
     container_id,
     install,
@@ -34,9 +35,11 @@ from tests.node.release import (
     operator_pods,
     pod_metric,
     running,
+    uninstall,
 )
 from tests.support.image import BuiltImage, build_image
 from tests.support.kube import Cli, condition, wait_until
+from tests.support.secrets import leaks
 
 pytestmark = pytest.mark.cluster
 
@@ -70,7 +73,7 @@ def release(
     # The operator must still run to remove the remote jobs and the finalizers.
     for namespace in (APPS, BURST):
         node_kubectl.run("delete", "syncjobs", "--all", "-n", namespace, "--timeout=180s")
-    node_helm.run("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", timeout=180)
+    uninstall(node_helm, node_kubectl, RELEASE, NAMESPACE)
 
 
 def test_install_runs_the_built_image_with_the_kubelet_probes(
@@ -120,10 +123,16 @@ def test_examples_become_ready_through_the_pod(
 
 
 def test_logs_are_json_through_kubectl(release: Release, node_kubectl: Cli) -> None:
-    lines = node_kubectl.run("logs", "-n", NAMESPACE, release.name).stdout.splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
+    log = node_kubectl.run("logs", "-n", NAMESPACE, release.name).stdout
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]
     assert records, "no log lines"
     assert all("message" in r for r in records), records[:3]
+    # The examples' Secrets and the provider defaults reached the Pod; none of their values
+    # (in any encoding) reached its log, its Events or its metrics.
+    events = node_kubectl.run("get", "events", "-A", "-o", "json").stdout
+    metrics = httpx.get(f"http://{release.pod['status']['podIP']}:8080/metrics", timeout=10).text
+    secrets = {"AWS secret key": AWS_KEY[1], "Truto token": TRUTO_TOKEN}
+    assert leaks(secrets, {"kubectl logs": log, "Events": events, "metrics": metrics}) == []
 
 
 def test_metrics_are_scraped_from_the_pod_ip(release: Release) -> None:
@@ -156,6 +165,7 @@ def _running_operator_pods(kubectl: Cli) -> list[str]:
     return [p["metadata"]["name"] for p in running(operator_pods(kubectl, NAMESPACE, RELEASE))]
 
 
+@pytest.mark.timeout(600)
 def test_operator_killed_in_a_burst_loses_and_duplicates_nothing(
     release: Release, node: NodeCluster, node_kubectl: Cli, pod_emulators: RunningEmulators
 ) -> None:

@@ -19,7 +19,14 @@ import pytest
 from syncjob_devtools.emulators.server import RunningEmulators
 from syncjob_devtools.localnode import GATEWAY, NodeCluster
 from tests.node.fleet import Fleet
-from tests.node.release import chart_values, container_id, install, operator_pods, pod_metric
+from tests.node.release import (
+    chart_values,
+    container_id,
+    install,
+    operator_pods,
+    pod_metric,
+    uninstall,
+)
 from tests.support.image import BuiltImage
 from tests.support.kube import Cli
 
@@ -40,7 +47,7 @@ def pod(
     (installed,) = operator_pods(node_kubectl, NAMESPACE, RELEASE)
     yield installed
     node_kubectl.run("delete", "syncjobs", "--all", "-n", APPS, "--timeout=300s", timeout=360)
-    node_helm.run("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", timeout=180)
+    uninstall(node_helm, node_kubectl, RELEASE, NAMESPACE)
     node_kubectl.run("delete", "namespace", APPS, NAMESPACE, "--wait=false")
 
 

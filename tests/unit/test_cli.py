@@ -1,5 +1,6 @@
 """`syncjob-operator run`: counts of concurrent work must be at least one; peering priorities
-are integers or seniority; kopf's request retries are logged once per request."""
+are integers or seniority; kopf's request retries are logged once per request; a shard's
+watches are filtered server-side."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import argparse
 import logging
 import time
 
+import kopf
 import pytest
+from kopf._cogs.structs import references
 
-from syncjob_operator.handlers import MAX_CONCURRENT_RECONCILES
+from syncjob_operator.handlers import MAX_CONCURRENT_RECONCILES, configure_settings
 from syncjob_operator.runner import add_run_arguments, quiet_request_retries
 
 
@@ -82,3 +85,18 @@ def test_kopf_request_attempts_first_and_last_kept_short(
     record: logging.LogRecord, kept: str | None
 ) -> None:
     assert (record.getMessage() if quiet_request_retries(record) else None) == kept
+
+
+def test_a_shard_watches_only_its_own_syncjobs_and_held_secrets_server_side() -> None:
+    """kopf releases its finalizer from objects no deletion handler of its own matches: a shard
+    that saw other shards' SyncJobs would strip their finalizers."""
+    settings = kopf.OperatorSettings()
+    configure_settings(settings, shard={"tier": "a", "syncjob.dev/shard": "blue"}, secret_hold="h")
+    syncjobs = references.Resource("syncjob.dev", "v1alpha1", "syncjobs", namespaced=True)
+    secrets = references.Resource("", "v1", "secrets", namespaced=True)
+    selectors = settings.watching.label_selectors
+    assert selectors.collect(syncjobs) == ["syncjob.dev/shard=blue,tier=a"]
+    assert selectors.collect(secrets) == ["h=true"]
+    unsharded = kopf.OperatorSettings()
+    configure_settings(unsharded)
+    assert unsharded.watching.label_selectors.collect(syncjobs) == []

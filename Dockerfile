@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The syncjob-operator image. Build at the repository root:
-#   docker build -t syncjob-operator:0.1.0 .
+#   docker build -t syncjob-operator:0.2.0 .
 # Stage "build" makes a venv from the exact pins in requirements/runtime.lock, then adds this
 # package without resolving anything else; the final stage copies only that venv onto the same
 # slim Python base: no compiler, no pip cache, no source tree. hack/install-package.sh holds the

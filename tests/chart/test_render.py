@@ -331,7 +331,7 @@ def test_default_install() -> None:
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["strategy"] == {"type": "Recreate"}  # standalone: never two at once
     container = _container(docs)
-    assert container["image"] == "syncjob-operator:0.1.0"  # the chart's appVersion
+    assert container["image"] == "syncjob-operator:0.2.0"  # the chart's appVersion
     assert not [a for a in container["args"] if a.startswith(("--namespace", "--peering"))]
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
             "NetworkPolicy", "ValidatingAdmissionPolicy",

@@ -16,6 +16,9 @@ side. Phases, each reported:
             patch, the Event) as soon as it appears: what this design's writes cost the API
             server with no operator and no provider. Ready's ratio above the floor's is the
             operator's own CPU
+  peer      the smallest kopf operator that does a SyncJob's visible work (hack/bench_peer.py:
+            kopf's finalizer, one Ready status write, one Event, no provider call) over the
+            same SyncJobs in a fourth namespace: its CPU per object is the yardstick
   ready     the SyncJobs applied into the operator's namespace; Ready counted from a list and a
             watch (a new list whenever the API server closes the watch);
             API writes (apiserver_request_total) and remote calls per object until all Ready
@@ -64,7 +67,8 @@ from syncjob_devtools.emulators.truto import TrutoConfig
 from syncjob_devtools.emulators.twinmaker import TwinMakerConfig
 from syncjob_devtools.localcluster import ControlPlane
 from syncjob_devtools.localrun import CRDS_DIR, OperatorProcess
-from syncjob_operator.handlers import LAST_HANDLED
+from syncjob_operator.converge import Outcome
+from syncjob_operator.kopf_edge.settings import LAST_HANDLED
 from syncjob_operator.kube import (
     APPLY_PATCH,
     FIELD_MANAGER,
@@ -81,10 +85,10 @@ from syncjob_operator.model import (
     SyncJob,
 )
 from syncjob_operator.providers.base import Observation
-from syncjob_operator.reconcile import Outcome
 from syncjob_operator.status import READY, compute_status, condition_status
 
-NAMESPACE, BASELINE, FLOOR = "bench", "baseline", "floor"
+NAMESPACE, BASELINE, FLOOR, PEER = "bench", "baseline", "floor", "peer"
+PEER_OPERATOR = Path(__file__).with_name("bench_peer.py")
 INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync
 READY_DEADLINE_SECONDS = 3600
 
@@ -248,6 +252,38 @@ class Bench:
         applying.join()
         return time.monotonic() - started
 
+    def peer(self, docs: str, total: int) -> dict[str, Any]:
+        """The minimal kopf operator (hack/bench_peer.py) over the same objects in PEER: apply
+        → all Ready, with its CPU and the API server's."""
+        log = (self.work / "peer.log").open("w")
+        env = {**os.environ, "KUBECONFIG": str(self.plane.kubeconfig)}
+        command = ["kopf", "run", str(PEER_OPERATOR), "--standalone", "--namespace", PEER]
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(3)  # kopf lists and watches before the objects come
+            processes = {**plane_pids(self.plane, "kube-apiserver", "etcd"), "peer": process.pid}
+            cpu = {name: cpu_seconds(p) for name, p in processes.items()}
+            writes = self.writes()
+            started = time.monotonic()
+            self.run("apply", "-n", PEER, "-f", "-", stdin=docs)
+            for count in self.ready_stream(PEER):
+                if count == total:
+                    break
+                if time.monotonic() - started > READY_DEADLINE_SECONDS:
+                    raise SystemExit(f"peer: {count} of {total} SyncJobs Ready after the deadline")
+            seconds = time.monotonic() - started
+            used = {name: round(cpu_seconds(p) - cpu[name], 1) for name, p in processes.items()}
+            return {
+                "all_ready_seconds": round(seconds, 1),
+                "api_writes_per_object": round(sum((self.writes() - writes).values()) / total, 2),
+                "cpu_seconds": used,
+                "peer_cpu_ms_per_syncjob": round(1000 * used["peer"] / total, 2),
+            }
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            log.close()
+
     def _operator_writes(self, core: client.CoreV1Api, obj: dict[str, Any]) -> None:
         """One object's writes, built by the operator's own code where it builds them (the
         crash guard, the status); kopf's metadata patch and Event as kopf shapes them."""
@@ -288,22 +324,23 @@ class Bench:
             },
         )
 
-    def ready_stream(self) -> Iterator[int]:
-        """How many SyncJobs are Ready: after a list, then after each watch event from it.
+    def ready_stream(self, namespace: str = NAMESPACE) -> Iterator[int]:
+        """How many SyncJobs in `namespace` are Ready: after a list, then after each watch
+        event from it.
 
         The API server closes a watch whose reader falls behind (the emulators share this
         process), and the client's stream then just ends: the count resumes from a new list,
         so it never stops short of the truth. `self.relists` counts those resumes.
         """
         while True:
-            listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
+            listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
             ready = {o["metadata"]["name"] for o in listing["items"] if is_ready(o)}
             yield len(ready)
             stream = watch.Watch().stream(
                 self.custom.list_namespaced_custom_object,
                 GROUP,
                 VERSION,
-                NAMESPACE,
+                namespace,
                 PLURAL,
                 resource_version=listing["metadata"]["resourceVersion"],
                 timeout_seconds=600,
@@ -415,7 +452,7 @@ def main() -> None:
             twinmaker.create_workspace(workspaceId=f"ws{w}")
         bench.run("apply", "-f", str(CRDS_DIR))
         bench.run("wait", "--for=condition=Established", "crd/syncjobs.syncjob.dev")
-        for namespace in (NAMESPACE, BASELINE, FLOOR):
+        for namespace in (NAMESPACE, BASELINE, FLOOR, PEER):
             bench.run("create", "namespace", namespace)
         docs = manifests(args.jobs)
         report["baseline"] = bench.baseline(docs, total)
@@ -426,6 +463,8 @@ def main() -> None:
             "ratio_to_baseline": round(floor / report["baseline"]["baseline_seconds"], 2),
             "api_writes_per_object_by_kind": per(bench.writes() - writes, total),
         }
+
+        report["peer"] = bench.peer(docs, total)
 
         operator = bench.operator(args.resync_seconds)
         operator.start()
@@ -470,6 +509,7 @@ def main() -> None:
             "remote_calls_per_object_by_kind": per(ready_calls, total),
             "operator_rss_mib_peak": round(peak[0], 1),
             "cpu_seconds_by_process": cpu,
+            "operator_cpu_ms_per_syncjob": round(1000 * cpu["operator"] / total, 2),
             # Every Truto job shares the token "t": one budget (providers/ratelimit.py).
             "truto_429s": rate_limited(operator.metrics()),
             # Watches the API server closed under the load; each resumed from a new list.

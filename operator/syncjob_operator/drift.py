@@ -22,7 +22,7 @@ from typing import Any
 
 from syncjob_operator.metrics import DRIFT_PASS_SCOPES, DRIFT_PASS_SECONDS
 from syncjob_operator.model import SyncJob
-from syncjob_operator.providers.base import ProviderError
+from syncjob_operator.providers.base import CallError
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +35,24 @@ class Member:
     # and the event's dicts held several times as much, in thousands of small blocks per
     # 1,000 objects; the pass parses a member once or twice per period instead.
     body_json: str
-    # Until when (epoch seconds) a change handler owns it: for ever while kopf has not handled
-    # its creation; while kopf retries it, until the retry is well overdue; 0 otherwise.
+    # Until when (epoch seconds) a change handler owns it: for ever while its creation is not
+    # handled; while the handler retries it, until the retry is well overdue; 0 otherwise.
     handler_until: float = 0.0
-    # kopf's retry state is on the object: once overdue, the drift pass clears it.
-    retrying: bool = False
+    # The annotation holding the change handler's retry state, while there is one: once the
+    # retry is overdue, the drift pass handles the object and removes it.
+    stale_annotation: str | None = None
 
     @classmethod
     def of(
-        cls, body: Mapping[str, Any], *, handler_until: float = 0.0, retrying: bool = False
+        cls,
+        body: Mapping[str, Any],
+        *,
+        handler_until: float = 0.0,
+        stale_annotation: str | None = None,
     ) -> Member:
         """The member of a SyncJob `body` that SyncJob.from_body parses."""
         essentials = json.dumps(SyncJob.essentials(body), separators=(",", ":"))
-        return cls(essentials, handler_until, retrying)
+        return cls(essentials, handler_until, stale_annotation)
 
     def parse(self) -> tuple[SyncJob, dict[str, Any]]:
         """The SyncJob and its status."""
@@ -66,17 +71,17 @@ class DriftPass:
         period: float,
         members: Callable[[], Iterable[Member]],
         scope_of: Callable[[SyncJob], Awaitable[Hashable]],
-        resync: Callable[[Member], Awaitable[None]],
+        check: Callable[[Member], Awaitable[None]],
         concurrency: int = 16,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        ends_pass: Callable[[ProviderError], bool] = lambda error: False,
+        ends_pass: Callable[[CallError], bool] = lambda error: False,
     ) -> None:
         """`ends_pass` tells the errors that no other object of the pass can escape (the API
         server is away): the first one ends the pass, in one log line, not one per object."""
         self._period = period
         self._members = members
         self._scope_of = scope_of
-        self._resync = resync
+        self._check = check
         self._concurrency = concurrency
         self._sleep = sleep  # a test's clock can stand in for the event loop's
         self._ends_pass = ends_pass
@@ -88,7 +93,7 @@ class DriftPass:
             started = time.monotonic()
             try:
                 scopes = await self.sweep()
-            except ProviderError as error:  # classified: its code and message say enough
+            except CallError as error:  # classified: its code and message say enough
                 log.warning("drift pass failed: %s; the next one runs in %ss", error, self._period)
                 continue
             except Exception:  # a pass that fails must not end drift detection for good
@@ -108,7 +113,7 @@ class DriftPass:
         for member in list(self._members()):
             groups[await self._scope(member.job)].append(member)
         scopes = iter(list(groups.values()))
-        ended: list[ProviderError] = []
+        ended: list[CallError] = []
 
         async def walker() -> None:
             # A fixed set of walkers takes scopes in turn: tasks, and the memory they hold,
@@ -117,7 +122,7 @@ class DriftPass:
                 for member in members:
                     if ended:
                         return
-                    await self._resync_one(member, ended)
+                    await self._check_one(member, ended)
 
         await asyncio.gather(*(walker() for _ in range(self._concurrency)))
         if ended:
@@ -130,11 +135,11 @@ class DriftPass:
         except Exception:  # e.g. its Secret is missing: the job's own reconcile reports that
             return ("unscoped", job.uid)
 
-    async def _resync_one(self, member: Member, ended: list[ProviderError]) -> None:
+    async def _check_one(self, member: Member, ended: list[CallError]) -> None:
         # One object's failure must not end the pass for the others; the next pass retries.
         try:
-            await self._resync(member)
-        except ProviderError as error:
+            await self._check(member)
+        except CallError as error:
             if self._ends_pass(error):
                 ended.append(error)
                 return

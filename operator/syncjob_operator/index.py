@@ -10,10 +10,8 @@ handler, which kopf runs before an object's change handlers; no handler waits on
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
-
-from kopf._cogs.structs.references import NamespaceName, match_namespace
 
 from syncjob_operator.ownership import IndexKey
 
@@ -87,16 +85,3 @@ class ObjectIndex:
         if held is None:
             return default
         return [held[1]] if isinstance(held, tuple) else list(held.values())
-
-
-def watched(namespace: str, patterns: Iterable[str]) -> bool:
-    """Whether kopf, given these namespace patterns (none: all), watches `namespace`: kopf's own
-    matching, so the index holds exactly the objects kopf reports events for."""
-    patterns = list(patterns)
-    return not patterns or any(match_namespace(NamespaceName(namespace), p) for p in patterns)
-
-
-def exact_namespaces(patterns: Iterable[str]) -> bool:
-    """Whether every pattern names one namespace (kopf then watches each, no discovery)."""
-    patterns = list(patterns)
-    return bool(patterns) and not any(c in p for p in patterns for c in "*?[!,")

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -23,18 +23,16 @@ import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from syncjob_operator.index import exact_namespaces, watched
 from syncjob_operator.keyedlocks import KeyedLocks
 from syncjob_operator.model import (
     CREATE_PENDING_ANNOTATION,
-    EXTERNAL_ID_ANNOTATION,
     FINALIZER,
     RUN_ANNOTATION,
     PendingCreate,
     RunMark,
     SyncJob,
 )
-from syncjob_operator.providers.base import ProviderError
+from syncjob_operator.providers.base import CallError
 
 _LOG = logging.getLogger(__name__)
 
@@ -51,12 +49,16 @@ T = TypeVar("T")
 UNREACHABLE = "KubernetesUnreachable"
 
 
-def unreachable(error: urllib3.exceptions.HTTPError) -> ProviderError:
+class KubeError(CallError):
+    """One of the operator's own Kubernetes calls failed (Secrets, annotations, status)."""
+
+
+def unreachable(error: urllib3.exceptions.HTTPError) -> KubeError:
     """A request the API server did not answer (refused, reset, timed out): retryable, named by
     the transport's error class, once, here. The official client raises urllib3's errors as
     they are (MaxRetryError chaining the one that ended its retries)."""
     cause = getattr(error, "reason", None) or error
-    return ProviderError(
+    return KubeError(
         UNREACHABLE, f"the API server did not answer ({type(cause).__name__})", retryable=True
     )
 
@@ -126,15 +128,23 @@ async def wait_until_served(kube: KubeCalls, stop: asyncio.Event, interval: floa
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+def exact_namespaces(patterns: Iterable[str]) -> bool:
+    """Whether every namespace pattern names one namespace (no glob, no negation, no list)."""
+    patterns = list(patterns)
+    return bool(patterns) and not any(c in p for p in patterns for c in "*?[!,")
+
+
 async def list_syncjobs(
     kube: KubeCalls,
     namespaces: Sequence[str],
     labels: Mapping[str, str],
     *,
+    watched: Callable[[str], bool],
     page_size: int = LIST_PAGE_SIZE,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every SyncJob kopf will watch, a page at a time: one LIST per named namespace (RBAC may
-    be per namespace), otherwise one cluster-wide LIST kept to kopf's namespace patterns."""
+    """Every SyncJob the operator will watch, a page at a time: one LIST per named namespace
+    (RBAC may be per namespace), otherwise one cluster-wide LIST kept to the namespaces
+    `watched` accepts."""
     selector = ",".join(f"{key}={value}" for key, value in labels.items())
     for namespace in namespaces if exact_namespaces(namespaces) else [None]:
         token: str | None = None
@@ -156,9 +166,7 @@ async def list_syncjobs(
                     **options,
                 ),
             )
-            yield [
-                item for item in page["items"] if watched(item["metadata"]["namespace"], namespaces)
-            ]
+            yield [item for item in page["items"] if watched(item["metadata"]["namespace"])]
             token = page["metadata"].get("continue")
             if not token:
                 break
@@ -241,7 +249,7 @@ class KubeSecrets:
         """Removes the in-use finalizer, if the Secret (still) exists and has it."""
         try:
             secret = await self._read(namespace, name, fresh=True)
-        except ProviderError as error:
+        except KubeError as error:
             if error.code == "SecretNotFound":
                 return
             raise
@@ -281,18 +289,18 @@ class KubeSecrets:
         await self._kube.secret(namespace, name, patch=patch)
 
 
-def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> ProviderError:
+def _secret_error(exc: ApiException, namespace: str, name: str, doing: str) -> KubeError:
     if exc.status == 404:
-        return ProviderError(
+        return KubeError(
             "SecretNotFound", f"Secret {namespace}/{name} does not exist", retryable=False
         )
     if exc.status == 403:
-        return ProviderError(
+        return KubeError(
             "SecretForbidden",
             f"the operator may not access Secret {namespace}/{name} ({doing}; check its RBAC)",
             retryable=False,
         )
-    return ProviderError(
+    return KubeError(
         "KubernetesAPIError", f"{doing} Secret: {exc.status} {exc.reason}", retryable=True
     )
 
@@ -318,10 +326,11 @@ def crash_guard(job: SyncJob, pending: PendingCreate) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata}
 
 
-class KubeIdentityWriter:
-    """Persists the crash guard and the remote identity as annotations on the SyncJob: they
-    survive a backup restore, which drops status. Each write names the object's uid, so it can
-    never land on a re-created object of the same name."""
+class KubeCrashGuard:
+    """Persists the crash guards (create-pending marker, pending run mark) as annotations on the
+    SyncJob before the remote call they guard: they survive a backup restore, which drops
+    status. Each write names the object's uid, so it can never land on a re-created object of
+    the same name."""
 
     def __init__(self, kube: KubeCalls) -> None:
         self._kube = kube
@@ -333,12 +342,12 @@ class KubeIdentityWriter:
             # Classified like a provider error, so reconcile returns it as a value and the
             # handler backs off and reports it instead of kopf's generic 60 s retry.
             if exc.status == 409:
-                raise ProviderError(
+                raise KubeError(
                     CHANGED,
                     "the SyncJob changed since it was read; retrying with the current object",
                     retryable=True,
                 ) from exc
-            raise ProviderError(
+            raise KubeError(
                 "KubernetesAPIError",
                 f"writing annotations: {exc.status} {exc.reason}",
                 retryable=True,
@@ -355,7 +364,7 @@ class KubeIdentityWriter:
         identity written meanwhile (another writer decided first) is the conflict returned."""
         try:
             await self._apply_crash_guard(job, pending)
-        except ProviderError as error:
+        except KubeError as error:
             if error.code != CHANGED:
                 raise
             current = await self._read(job)
@@ -382,26 +391,19 @@ class KubeIdentityWriter:
             body = await self._kube(get, GROUP, VERSION, job.namespace, PLURAL, job.name)
         except ApiException as exc:
             message = f"reading the SyncJob: {exc.status} {exc.reason}"
-            raise ProviderError("KubernetesAPIError", message, retryable=True) from exc
+            raise KubeError("KubernetesAPIError", message, retryable=True) from exc
         return SyncJob.from_body(cast(dict[str, Any], body))
-
-    async def record_identity(self, job: SyncJob, remote_id: str) -> None:
-        annotations = {EXTERNAL_ID_ANNOTATION: remote_id, CREATE_PENDING_ANNOTATION: None}
-        body = {"metadata": {"uid": job.uid, "annotations": annotations}}
-        # Explicit: custom resources accept no strategic-merge patch.
-        await self._patch(job, body, _content_type=MERGE_PATCH)
 
     async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
         body = {"metadata": {"uid": job.uid, "annotations": {RUN_ANNOTATION: mark.encode()}}}
+        # Explicit: custom resources accept no strategic-merge patch.
         await self._patch(job, body, _content_type=MERGE_PATCH)
-
-    async def record_run(self, job: SyncJob, mark: RunMark) -> None:
-        await self.mark_run(job, mark)  # outside a handler: no final write to ride on
 
 
 class KubeStatusWriter:
-    """Writes a SyncJob outside kopf's handlers (the per-scope drift pass). Each write names the
-    object's uid: an object deleted or re-created meanwhile is left alone."""
+    """Writes a SyncJob's annotations and status outside kopf's handlers (the per-scope drift
+    pass). Each write names the object's uid: an object deleted or re-created meanwhile is
+    left alone."""
 
     def __init__(self, kube: KubeCalls) -> None:
         self._kube = kube
@@ -409,9 +411,10 @@ class KubeStatusWriter:
     async def write(self, job: SyncJob, status: dict[str, Any]) -> None:
         await self._merge(job, {"status": status}, "writing status", status=True)
 
-    async def drop_annotation(self, job: SyncJob, key: str) -> None:
-        body = {"metadata": {"annotations": {key: None}}}
-        await self._merge(job, body, f"removing annotation {key}")
+    async def annotate(self, job: SyncJob, annotations: Mapping[str, str | None]) -> None:
+        """Sets annotations; None removes one."""
+        body = {"metadata": {"annotations": dict(annotations)}}
+        await self._merge(job, body, "writing annotations")
 
     async def _merge(
         self, job: SyncJob, body: dict[str, Any], doing: str, *, status: bool = False
@@ -421,7 +424,7 @@ class KubeStatusWriter:
             await patch_syncjob(self._kube, job, body, status=status, _content_type=MERGE_PATCH)
         except ApiException as exc:
             if exc.status not in (404, 409):
-                raise ProviderError(
+                raise KubeError(
                     "KubernetesAPIError", f"{doing}: {exc.status} {exc.reason}", retryable=True
                 ) from exc
 

@@ -19,7 +19,7 @@ REGISTRY = CollectorRegistry()
 
 RECONCILES = Counter(
     "syncjob_reconcile_total",
-    "Reconciles by provider, kind (apply, resync, delete) and outcome.",
+    "Reconciles by provider, kind (change, drift, delete) and outcome.",
     ["provider", "kind", "outcome"],
     registry=REGISTRY,
 )

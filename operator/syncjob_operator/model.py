@@ -100,6 +100,11 @@ class SyncJobSpec(_Spec):
         """Mirror the remote job, never create, change, claim or delete it."""
         return self.management_policy == "ObserveOnly"
 
+    @property
+    def run_request(self) -> TrutoRunRequest | None:
+        """The on-demand run the spec asks for, where the provider has runs (Truto)."""
+        return self.truto.run if self.truto is not None else None
+
     def secret_names(self) -> set[str]:
         """The Secrets (in the SyncJob's namespace) this spec reads credentials from."""
         names = set()
@@ -253,7 +258,7 @@ class SyncJob:
     @property
     def run_outstanding(self) -> bool:
         """spec.truto.run names a run this SyncJob has not recorded as started."""
-        request = self.spec.truto.run if self.spec.truto else None
+        request = self.spec.run_request
         if request is None:
             return False
         mark = self.run_mark
@@ -303,3 +308,18 @@ class SyncJob:
             run_mark=RunMark.decode(annotations.get(RUN_ANNOTATION)),
             resource_version=str(meta.get("resourceVersion") or ""),
         )
+
+
+def may_hold_remote_job(body: Mapping[str, Any]) -> bool:
+    """Whether deleting this SyncJob `body` may have to delete a remote job: it records an
+    identity, or a create may have been sent for it, and it is not ObserveOnly (which never
+    deletes). Read from the body without parsing the spec: it is asked at every watch event."""
+    annotations = body["metadata"].get("annotations") or {}
+    remote = (body.get("status") or {}).get("remote") or {}
+    if (body.get("spec") or {}).get("managementPolicy") == "ObserveOnly":
+        return False
+    return bool(
+        annotations.get(EXTERNAL_ID_ANNOTATION)
+        or annotations.get(CREATE_PENDING_ANNOTATION)
+        or remote.get("id")
+    )

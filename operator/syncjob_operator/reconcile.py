@@ -1,343 +1,512 @@
-"""Provider-agnostic reconcile logic: observe, decide, act. No kopf here.
+"""The one reconcile: what happens to one SyncJob, whatever started it. No kopf here.
 
-The flow follows Crossplane's managed reconciler, with ownership made explicit: observe the
-remote job; if it exists, act on it only if this SyncJob owns it (ownership.verdict); if it is
-absent, create it under a crash guard. The guard is a create-pending marker persisted on the
-object before the create; a restart that finds the marker claims the job the interrupted create
-made (any unclaimed job of the same content made since the marker: identical jobs are
-interchangeable) and creates again only once no earlier request can still land. Creates and
-claims are serialized per scope, so two SyncJobs never claim one job. Errors come back as values.
+A change (create, update, resume, pause), the drift pass and a deletion all call
+`Reconciler.reconcile`. It runs the gates (pause, ObserveOnly in `reconcile`, a terminal error
+whose inputs did not change and whose re-check is not due), converges or removes the remote
+job under the object's lock, follows it while it settles, computes the status and the
+Kubernetes Events, counts the metrics and decides when to look again. It returns a `Result`;
+the kopf edge (`kopf_edge/`) applies every Result the same way: the annotations, the status,
+the Events, then the retry.
+
+`Reconciler` also keeps what the operator remembers of each SyncJob (the index, the claims,
+the progress-read clock) and forgets all of it in one place once the object is gone.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import datetime
-from dataclasses import dataclass
-from typing import Literal, Protocol
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from syncjob_operator.model import PendingCreate, RunMark, SyncJob
-from syncjob_operator.ownership import REFUSALS, Claims, verdict
-from syncjob_operator.providers.base import (
-    Observation,
-    Provider,
-    ProviderError,
-    Run,
-    RunsProvider,
-    with_state_of,
+from syncjob_operator import converge
+from syncjob_operator.converge import Outcome
+from syncjob_operator.drift import Member
+from syncjob_operator.index import ObjectIndex
+from syncjob_operator.keyedlocks import KeyedLocks
+from syncjob_operator.kube_events import KubeEvent, Trigger, kube_events
+from syncjob_operator.metrics import (
+    OBJECT_STATES,
+    RECONCILE_SECONDS,
+    RECONCILES,
+    RETRIES,
+    TERMINAL_ERRORS,
+)
+from syncjob_operator.model import (
+    CREATE_PENDING_ANNOTATION,
+    EXTERNAL_ID_ANNOTATION,
+    PAUSED_ANNOTATION,
+    RUN_ANNOTATION,
+    PendingCreate,
+    ProviderName,
+    RunMark,
+    SyncJob,
+    parse_time,
+)
+from syncjob_operator.ownership import Claims, IndexKey
+from syncjob_operator.providers.base import CallError, Provider, SecretReader
+from syncjob_operator.status import (
+    TERMINAL,
+    TerminalRecord,
+    compute_status,
+    condition,
+    settled,
+    status_patch,
 )
 
-Action = Literal[
-    "none",
-    "created",
-    "recreated",
-    "recovered",
-    "adopted",
-    "updated",
-    "deleting",
-    "deleted",
-    "orphaned",
-    "released",
-    "observed",  # ObserveOnly: read, nothing else
-    "paused",  # the pause annotation: no call at all
-]
-
-CREATE_IN_FLIGHT = "CreateInFlight"
-EXTERNAL_ID_REQUIRED = "ExternalIdRequired"
-
-
-class IdentityWriter(Protocol):
-    """Where the crash guard and the remote identity are persisted on the SyncJob."""
-
-    async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
-        """Must reach the API server before the create is sent (with the finalizer)."""
-        ...
-
-    async def record_identity(self, job: SyncJob, remote_id: str) -> None:
-        """May ride on the reconcile's final write: until it lands, the pending marker finds
-        the job again after a crash."""
-        ...
-
-    async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
-        """A pending run mark: must reach the API server before the run is started."""
-        ...
-
-    async def record_run(self, job: SyncJob, mark: RunMark) -> None:
-        """The started run: may ride on the final write (the pending mark covers the gap)."""
-        ...
+MEMBER_KEY = ("member",)  # the index key under which every SyncJob's Member is kept
+# A blocked deletion (a terminal error such as a revoked token or access denied) is someone
+# waiting: a namespace, an Argo CD prune, a `kubectl delete`. kopf runs a delayed handler only
+# once its delay is over, whatever events come meanwhile, a switch to deletionPolicy: Orphan
+# included. So a blocked deletion is checked again this often, not on the terminal errors'
+# 5-minute backoff: its way out (Orphan, a fixed Secret, credentials restored outside
+# Kubernetes) is acted on within this period, at one provider call per blocked SyncJob per
+# period. Crossplane, too, keeps retrying a failing delete on its controller's short backoff.
+BLOCKED_DELETION_RECHECK_SECONDS = 30.0
+# Enough to keep both providers and the API server busy (a 10,000-object burst reached Ready
+# sooner with 64 than with no limit, and peaked 45 MiB lower: docs/benchmarks.md).
+MAX_CONCURRENT_RECONCILES = 64
+_LOG = logging.getLogger("syncjob_operator.objects")  # lines about one object
 
 
 @dataclass(frozen=True)
-class Context:
-    """What a reconcile needs besides the job and its provider."""
-
-    provider: Provider
-    writer: IdentityWriter
-    claims: Claims
-    # How long a create request may still land after the process that sent it died: no second
-    # create (and no "already gone" on delete) while an interrupted one may be in flight.
+class Timing:
+    poll_seconds: float = 2.0  # while the remote settles (CREATING, DELETING)
+    # A reconcile follows its job settling this long (one list per scope per poll, no write),
+    # then asks to be retried: most jobs settle in seconds, a stuck one costs one retry (and
+    # one progress write) per this period, not per poll.
+    settle_seconds: float = 60.0
+    drift_seconds: float = 60.0  # the drift pass: one look at every scope per period
+    backoff_base_seconds: float = 1.0
+    # Transient errors (5xx, throttling) rarely outlast a minute; a longer cap only delays
+    # convergence after an outage (429s still wait as long as the provider asks).
+    backoff_cap_seconds: float = 60.0
+    # Terminal errors are re-checked on a slow backoff (credentials and policies change outside
+    # Kubernetes), and at once when the spec or a referenced Secret changes. A blocked deletion
+    # is re-tried every blocked_deletion_seconds.
+    terminal_recheck_seconds: float = 300.0
+    # Resource progress (TwinMaker ListSyncResources) is a read per job, not per scope: the
+    # drift pass reads it this often per job, first reads spread over one such period.
+    progress_seconds: float = 300.0
+    terminal_recheck_cap_seconds: float = 3600.0
+    # Longer than any create request can take (httpx and botocore time out well before).
     in_flight_seconds: float = 30.0
-    # The create marker whose create this process saw answered, by uid: nothing of it is in
-    # flight. Only an object's latest marker matters (a newer one replaces it on the object).
-    answered: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    observation: Observation | None  # None when no remote job of ours could be read
-    action: Action = "none"
-    error: ProviderError | None = None
-    drift: tuple[str, ...] = ()  # what an update corrected
-    detail: str = ""  # why, for the Event, where the action alone does not say
-    run_started: Run | None = None  # the run this reconcile started for spec.truto.run
 
     @property
-    def done(self) -> bool:
-        """Nothing left to wait for: no error and the remote job has settled."""
-        return self.error is None and (self.observation is None or self.observation.settled)
+    def blocked_deletion_seconds(self) -> float:
+        """How often a deletion blocked by a terminal error is tried again."""
+        return min(self.terminal_recheck_seconds, BLOCKED_DELETION_RECHECK_SECONDS)
+
+    @property
+    def list_age(self) -> float:
+        """How old a scope's list may be to serve the drift pass or a restart: one list per
+        scope per period."""
+        return self.drift_seconds / 2
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+class SecretKeeper(SecretReader, Protocol):
+    hold: str  # this operator's (shard's) finalizer and label on the Secrets its SyncJobs use
+
+    async def protect(self, namespace: str, name: str) -> None: ...
+
+    async def release(self, namespace: str, name: str) -> None: ...
 
 
-async def converge(
-    job: SyncJob, ctx: Context, *, max_age: float | None = None, progress: bool = False
-) -> Outcome:
-    """Brings the remote job in line with the spec (create, claim, adopt, update or nothing).
-    With `max_age`, its scope's lists may serve the first read; with `progress`, it reads the
-    job's resource progress too (see Provider.observe)."""
-    if job.spec.observe_only:
-        return await _observe_only(job, ctx, max_age, progress)
-    provider = ctx.provider
-    job = ctx.claims.recorded_identity(job)
-    observed: Observation | None = None
-    try:
-        observed = await provider.observe(job, max_age=max_age, progress=progress)
-        if max_age is not None and (not observed.exists or observed.up_to_date is None):
-            # A list can be up to max_age old and need not read everything: confirm first.
-            observed = await provider.observe(job, progress=progress)
-        action: Action = "none"
-        if observed.exists:
-            owned = verdict(job, observed, ctx.claims)
-            if job.external_id != observed.remote_id or job.pending_create is not None:
-                await _record(job, observed, ctx)
-                action = "adopted" if owned == "adopt" else "recovered"
-        elif job.remote_id is not None and job.spec.deletion_policy == "Orphan":
-            return Outcome(observed)  # deleted out of band; Orphan means we do not own its life
-        else:
-            async with ctx.claims.lock(await provider.scope(job)):
-                observed, action = await _create_once(job, ctx)
-        job = job.with_remote_id(observed.remote_id)
-        drift: tuple[str, ...] = ()
-        # Also right after a create: what the create call cannot set (a Truto schedule).
-        if observed.up_to_date is False and observed.settled and not observed.failed:
-            drift = observed.drift
-            observed = await provider.update(job, observed)
-            action = "updated" if action == "none" else action
-        started = None
-        if observed.settled and not observed.failed:
-            started = await _start_requested_run(job, ctx)
-        if started is not None:
-            observed = dataclasses.replace(observed, last_run=started)
-        return Outcome(observed, action, drift=drift, run_started=started)
-    except ProviderError as error:
-        return Outcome(None if _refused(error) else observed, error=error)
+class CrashGuard(Protocol):
+    """The writes that must reach the API server before a remote call they guard."""
+
+    async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None: ...
+
+    async def mark_run(self, job: SyncJob, mark: RunMark) -> None: ...
 
 
-async def _observe_only(
-    job: SyncJob, ctx: Context, max_age: float | None, progress: bool
-) -> Outcome:
-    """ObserveOnly (Crossplane's Observe policy, ACK's read-only adoption): mirror the remote job
-    the spec or the external-id annotation names. No create, update, tag, claim or identity
-    write: another SyncJob may own the job, and reading it acts on nothing."""
-    provider = ctx.provider
-    if job.remote_id is None and not provider.found_by_spec:
-        return Outcome(
-            None,
-            error=ProviderError(
-                EXTERNAL_ID_REQUIRED,
-                "ObserveOnly needs the id of the remote job to mirror: set the annotation"
-                " syncjob.dev/external-id",
-                retryable=False,
-            ),
+@dataclass
+class Deps:
+    """What the reconciler needs, built once at startup."""
+
+    providers: Mapping[ProviderName, Provider]
+    guard: CrashGuard
+    secrets: SecretKeeper
+    timing: Timing = field(default_factory=Timing)
+    claims: Claims = field(default_factory=Claims)
+    # How many SyncJobs converge against their provider at once (--max-concurrent-reconciles):
+    # in a burst of thousands, the rest wait before their first remote call instead of all
+    # holding request state. Settling is not counted: its reads are served by scope lists.
+    reconciles: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
+    )
+
+
+@dataclass(frozen=True)
+class Retry:
+    """When to reconcile the object again. `delay` None: not by itself (a terminal error); a
+    change to its inputs, or the drift pass once its re-check is due, looks again."""
+
+    message: str
+    delay: float | None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one reconcile asks the edge to write and post, in this order."""
+
+    annotations: dict[str, str | None] = field(default_factory=dict)  # None removes one
+    status: dict[str, Any] = field(default_factory=dict)  # a merge patch; empty: no change
+    events: tuple[KubeEvent, ...] = ()
+    retry: Retry | None = None  # None: done until something changes
+
+
+NOTHING = Result()
+
+
+@dataclass
+class FinalWrite:
+    """The identity writes of one reconcile. The job's Secrets are protected before either (its
+    deletion will need them). The crash guards go to the API server at once; the identity and
+    the run started ride on the reconcile's final write (`annotations`): until it lands, the
+    guards find both again after a crash."""
+
+    guard: CrashGuard
+    protect: Callable[[SyncJob], Awaitable[None]]
+    annotations: dict[str, str | None] = field(default_factory=dict)
+
+    async def mark_pending_create(self, job: SyncJob, pending: PendingCreate) -> None:
+        await self.protect(job)
+        await self.guard.mark_pending_create(job, pending)
+
+    async def record_identity(self, job: SyncJob, remote_id: str) -> None:
+        # A job adopted or recovered without a create of ours needs its Secrets kept as well.
+        await self.protect(job)
+        self.annotations[EXTERNAL_ID_ANNOTATION] = remote_id
+        self.annotations[CREATE_PENDING_ANNOTATION] = None
+
+    async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
+        await self.guard.mark_run(job, mark)
+
+    async def record_run(self, job: SyncJob, mark: RunMark) -> None:
+        self.annotations[RUN_ANNOTATION] = mark.encode()
+
+
+def retry_delay(attempt: int, timing: Timing, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter, never sooner than the provider asked."""
+    ceiling = min(timing.backoff_cap_seconds, timing.backoff_base_seconds * 2 ** min(attempt, 30))
+    return float(max(retry_after or 0.0, ceiling * random.uniform(0.5, 1.0)))
+
+
+def terminal_record(
+    prior: Mapping[str, Any],
+    inputs: str,
+    now: datetime.datetime,
+    timing: Timing,
+    *,
+    deleting: bool = False,
+) -> TerminalRecord:
+    """The n-th check in a row of unchanged inputs waits twice as long as the one before; a
+    blocked deletion waits the same short period every time."""
+    same = condition(prior, TERMINAL) is not None and prior.get("failedInputs") == inputs
+    checks = int(prior.get("terminalChecks") or 0) + 1 if same else 1
+    delay = timing.blocked_deletion_seconds
+    if not deleting:
+        delay = min(
+            timing.terminal_recheck_cap_seconds,
+            timing.terminal_recheck_seconds * 2 ** min(checks - 1, 20),
         )
-    try:
-        observed = await provider.observe(job, max_age=max_age, progress=progress)
-        if max_age is not None and not observed.exists:
-            observed = await provider.observe(job, progress=progress)  # a list may be older
-    except ProviderError as error:
-        return Outcome(None, error=error)
-    return Outcome(observed, "observed", drift=observed.drift if observed.exists else ())
+    return TerminalRecord(inputs, checks, now + datetime.timedelta(seconds=delay))
 
 
-async def follow(job: SyncJob, ctx: Context, last: Outcome, *, max_age: float) -> Outcome:
-    """The next look at a remote job settling after `last` (created and still CREATING, or
-    DELETING): a state-only read its scope's list may serve, so that many settling jobs cost
-    one list per scope per poll, not a read each."""
-    known = last.observation
-    assert known is not None, "follow needs a job to follow"
-    assert known.remote_id is not None, "follow needs a job to follow"
-    job = ctx.claims.recorded_identity(job).with_remote_id(known.remote_id)
-    try:
-        listed = await ctx.provider.observe(job, max_age=max_age, content=False)
-    except ProviderError as error:
-        return Outcome(known, last.action, error=error)
-    if last.action == "deleting":
-        if not listed.exists:
-            return Outcome(listed, "deleted")
-        moved = with_state_of(known, listed)
-        return Outcome(dataclasses.replace(moved, settled=False, ready=False), "deleting")
-    if not listed.exists:
-        return await converge(job, ctx)  # gone while it settled: a full reconcile decides
-    return Outcome(with_state_of(known, listed), last.action, drift=last.drift)
+def terminal_check_due(prior: Mapping[str, Any], now: datetime.datetime) -> bool:
+    text = prior.get("nextCheckTime")
+    if not text:
+        return True
+    return now >= parse_time(str(text))
 
 
-async def _start_requested_run(job: SyncJob, ctx: Context) -> Run | None:
-    """Starts the run spec.truto.run asks for, exactly once per requestId: a pending mark goes
-    to the API server before the start, and a restart that finds the mark claims the run that
-    start made (any run of the same account and args since the mark: they are alike) and starts
-    again only once no earlier request can still land. None when nothing was started."""
-    request = job.spec.truto.run if job.spec.truto else None
-    mark = job.run_mark
-    if request is None or not job.run_outstanding:
+async def inputs_hash(job: SyncJob, secrets: SecretReader) -> str:
+    """Identifies what a terminal error was computed from: the spec, the ownership annotations
+    and the resourceVersion of each referenced Secret (or its absence), so a fix to any of them
+    makes the job retry at once."""
+    parts = [job.spec.fingerprint(), f"adopt={job.adopt}", f"id={job.external_id}"]
+    for name in sorted(job.spec.secret_names()):
+        try:
+            _, version = await secrets.read(job.namespace, name)
+        except CallError as error:
+            version = error.code
+        parts.append(f"{name}@{version}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+class ObjectLog(logging.LoggerAdapter[logging.Logger]):
+    """Lines about one object, prefixed with it as kopf prefixes its own."""
+
+    def __init__(self, job: SyncJob) -> None:
+        super().__init__(_LOG, {"object": f"[{job.namespace}/{job.name}]"})
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{(self.extra or {}).get('object')} {msg}", kwargs
+
+
+class Reconciler:
+    def __init__(self, deps: Deps) -> None:
+        """`index` holds every SyncJob of this operator (or shard), as its watch reports them."""
+        self.deps = deps
+        self.index = ObjectIndex()
+        self.locks = KeyedLocks()  # a change, a deletion and the drift pass never interleave
+        self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
+        # The create marker whose create this process saw answered, by uid: nothing of it is in
+        # flight. Only an object's latest marker matters (a newer one replaces it).
+        self.answered: dict[str, str] = {}
+        # SyncJobs whose deletion finished here: they no longer need their Secrets, even
+        # before the watch reports them gone.
+        self.finished: set[str] = set()
+        deps.claims.attach(self.index.get)
+
+    # --- what is remembered of each SyncJob ------------------------------------------------
+
+    def remember(self, uid: str, entries: Mapping[IndexKey, Any]) -> None:
+        """The latest entries of one SyncJob (ownership.job_entries and its Member)."""
+        self.index.replace(uid, entries)
+
+    def forget(self, uid: str) -> None:
+        """Everything kept of one SyncJob, with or without a finalizer (a SyncJob that never
+        held a remote job is deleted without a deletion reconcile)."""
+        self.index.remove(uid)
+        self._progress_read.pop(uid, None)
+        OBJECT_STATES.states.pop(uid, None)
+        self.answered.pop(uid, None)
+        self.finished.discard(uid)
+
+    def forget_unlisted(self, namespace: str | None, listed: Collection[str]) -> None:
+        """After a listing of SyncJobs (in `namespace`; None: all), at start-up or after the
+        watch was away: forgets the objects it did not return. They were deleted meanwhile,
+        and no watch event says so."""
+        for member in list(self.index.get(MEMBER_KEY)):
+            job = member.job
+            if job.uid not in listed and namespace in (None, job.namespace):
+                self.forget(job.uid)
+                self.deps.claims.forget(job)
+
+    def due_members(self, now: float | None = None) -> Iterator[Member]:
+        """The SyncJobs the drift pass looks at `now` (epoch seconds; default: now): those no
+        change handler owns. Checked before anything is parsed: during a burst most are."""
+        now = time.time() if now is None else now
+        return (m for m in self.index.get(MEMBER_KEY) if now >= m.handler_until)
+
+    def secret_unneeded(self, namespace: str, name: str) -> bool:
+        """No SyncJob of this operator still needs the Secret."""
+        return not self.deps.claims.secret_users(namespace, name) - self.finished
+
+    # --- the reconcile ---------------------------------------------------------------------
+
+    async def reconcile(
+        self,
+        job: SyncJob,
+        prior: Mapping[str, Any],
+        *,
+        trigger: Trigger,
+        attempt: int = 0,
+        restart: bool = False,
+        still_current: Callable[[], bool] = lambda: True,
+    ) -> Result:
+        """Brings the remote job in line with `job` (or removes it, once `job` is being
+        deleted) and says what to write. `attempt` counts the retries of this change so far;
+        `restart`: the first look after the operator started; `still_current()` says, once
+        the object's lock is held, whether `job` is still the latest state of the object."""
+        prior = dict(prior)
+        if job.paused:
+            return self._paused(job, prior, trigger)
+        if restart and settled(job, prior):
+            # A restart reads settled SyncJobs in the next drift pass, one list per scope,
+            # instead of all at once here: the same reads, without a burst of every object.
+            return NOTHING
+        now = datetime.datetime.now(datetime.UTC)
+        if not job.deleting and await self._terminal_unchanged(job, prior, now):
+            return NOTHING  # no provider call until the inputs change or the re-check is due
+        deps, timing = self.deps, self.deps.timing
+        write = FinalWrite(deps.guard, self._protect_secrets)
+        ctx = converge.Context(
+            provider=deps.providers[job.spec.provider],
+            writer=write,
+            claims=deps.claims,
+            in_flight_seconds=timing.in_flight_seconds,
+            answered=self.answered,
+        )
+        started = time.monotonic()
+        async with self.locks.hold(job.uid):
+            if not still_current():
+                return NOTHING
+            if job.deleting:
+                outcome = await converge.remove(job, ctx)
+            else:
+                # A restart or the drift pass: each scope's list serves every other object.
+                max_age = timing.list_age if restart or trigger == "drift" else None
+                progress = trigger == "drift" and self._progress_due(job.uid)
+                async with deps.reconciles:
+                    outcome = await converge.converge(job, ctx, max_age=max_age, progress=progress)
+            outcome = await self._settle(job, ctx, outcome)
+        RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
+        error = outcome.error
+        blocked = outcome.action != "orphaned" and error is not None and not error.retryable
+        terminal = None
+        if blocked:
+            inputs = await inputs_hash(job, deps.secrets)
+            terminal = terminal_record(prior, inputs, now, timing, deleting=job.deleting)
+        result = self._conclude(job, prior, outcome, trigger, terminal, write.annotations)
+        retry = self._retry(job, outcome, attempt, trigger)
+        if job.deleting and retry is None:
+            await self._release_secrets(job)
+            deps.claims.forget(job)
+        return Result(result.annotations, result.status, result.events, retry)
+
+    async def drift_check(self, member: Member) -> tuple[SyncJob, Result]:
+        """The drift pass's look at one SyncJob, unless a change or a deletion owns it now."""
+        job, prior = member.parse()
+        if job.deleting:
+            return job, NOTHING  # the deletion reconcile owns it
+        if prior.get("observedGeneration") not in (None, job.generation):
+            return job, NOTHING  # a spec change is being handled right now
+        if self.locks.locked(job.uid):
+            return job, NOTHING  # a reconcile is on it this moment
+        # No status at all: it was lost, or a restored object's handler state says it was
+        # handled already. Reconcile it here: its identity annotation says which job is its.
+        result = await self.reconcile(
+            job,
+            prior,
+            trigger="drift",
+            # A change may take the object's lock while this waits for it, and bring the
+            # remote job to a newer spec: acting on this member then would "correct" the
+            # remote job back to the spec it replaced.
+            still_current=lambda: self.index.value(job.uid, MEMBER_KEY) == member,
+        )
+        if member.stale_annotation is None or result is NOTHING:
+            return job, result
+        ObjectLog(job).warning("the handler's retry of the last change is overdue: cleared")
+        annotations = {**result.annotations, member.stale_annotation: None}
+        return job, Result(annotations, result.status, result.events, result.retry)
+
+    def _paused(self, job: SyncJob, prior: dict[str, Any], trigger: Trigger) -> Result:
+        """As Crossplane: no remote call at all. A paused SyncJob being deleted keeps its
+        finalizer, and its remote job, until the annotation goes."""
+        result = self._conclude(job, prior, Outcome(None, "paused"), trigger, None, {})
+        if not job.deleting:
+            return result
+        message = (
+            f"paused: the remote job is deleted once the annotation {PAUSED_ANNOTATION} is removed"
+        )
+        return Result(status=result.status, retry=Retry(message, self.deps.timing.drift_seconds))
+
+    async def _terminal_unchanged(
+        self, job: SyncJob, prior: Mapping[str, Any], now: datetime.datetime
+    ) -> bool:
+        """A terminal error is on record, its re-check is not due, and nothing it was computed
+        from changed. (Secrets are read for the hash only when a terminal error is on record.)"""
+        return (
+            condition(prior, TERMINAL) is not None
+            and not terminal_check_due(prior, now)
+            and prior.get("failedInputs") == await inputs_hash(job, self.deps.secrets)
+        )
+
+    def _progress_due(self, uid: str) -> bool:
+        period = self.deps.timing.progress_seconds
+        now = time.monotonic()
+        # A SyncJob seen for the first time (a new one, or all of them after a restart) gets a
+        # random last read, so first reads spread over a period instead of coming at once.
+        last = self._progress_read.setdefault(uid, now - random.uniform(0, period))
+        if now - last < period:
+            return False
+        self._progress_read[uid] = now
+        return True
+
+    async def _settle(self, job: SyncJob, ctx: converge.Context, outcome: Outcome) -> Outcome:
+        """Follows a job that moves on its own (CREATING, DELETING) until it settles or the
+        settle period ends, reading through its scope's list: no retry, no write per poll."""
+        timing = self.deps.timing
+        deadline = time.monotonic() + timing.settle_seconds
+        while not outcome.done and outcome.error is None and time.monotonic() < deadline:
+            await asyncio.sleep(timing.poll_seconds)
+            outcome = await converge.follow(job, ctx, outcome, max_age=timing.poll_seconds / 2)
+        return outcome
+
+    def _retry(
+        self, job: SyncJob, outcome: Outcome, attempt: int, trigger: Trigger
+    ) -> Retry | None:
+        """When to look again. The drift pass's next period is its own retry: it counts none."""
+        error, timing = outcome.error, self.deps.timing
+        if job.deleting and outcome.action == "orphaned":
+            return None  # one attempt at releasing the mark: it never blocks the deletion
+        if error is not None and not error.retryable and job.deleting:
+            # Never "done" here: the finalizer would go and strand the remote job.
+            return Retry(
+                f"cannot delete the remote job: {error}; fix access or set deletionPolicy: Orphan",
+                timing.blocked_deletion_seconds,
+            )
+        if error is not None and not error.retryable:
+            return Retry(f"{error.code}: {error.message}", None)
+        if error is not None:
+            if trigger != "drift":
+                RETRIES.labels(job.spec.provider, error.code).inc()
+            return Retry(str(error), retry_delay(attempt, timing, error.retry_after))
+        if not outcome.done:
+            # Followed for a whole settle period already: look again soon.
+            state = outcome.observation.state if outcome.observation else "unknown"
+            return Retry(
+                f"waiting for the remote job to settle (state {state})", timing.poll_seconds
+            )
         return None
-    provider = ctx.provider
-    assert isinstance(provider, RunsProvider), f"{provider.name} has no runs"
-    if mark is not None and mark.request_id == request.request_id and mark.since is not None:
-        found = await provider.runs_since(job, mark.since)
-        if found:
-            await ctx.writer.record_run(job, RunMark(request.request_id, run_id=found[0].run_id))
-            return None  # started before the crash: nothing new to report
-        _raise_while_in_flight(mark.since, f"start of run {request.request_id}", ctx)
-    await ctx.writer.mark_run(job, RunMark(request.request_id, since=_now()))
-    run = await provider.start_run(job)
-    await ctx.writer.record_run(job, RunMark(request.request_id, run_id=run.run_id))
-    return run
 
+    def _conclude(
+        self,
+        job: SyncJob,
+        prior: dict[str, Any],
+        outcome: Outcome,
+        trigger: Trigger,
+        terminal: TerminalRecord | None,
+        annotations: dict[str, str | None],
+    ) -> Result:
+        now = datetime.datetime.now(datetime.UTC)
+        status = compute_status(job, outcome, prior, now, terminal=terminal)
+        error = outcome.error
+        RECONCILES.labels(job.spec.provider, trigger, _outcome_label(outcome)).inc()
+        state = (status.get("remote") or {}).get("state", "UNKNOWN")
+        OBJECT_STATES.set(job.uid, job.spec.provider, state)
+        if error is not None and not error.retryable:
+            TERMINAL_ERRORS.labels(job.spec.provider, error.code).inc()
+        found = kube_events(outcome, prior, status, trigger=trigger)
+        return Result(annotations, status_patch(status, prior), tuple(found))
 
-async def _create_once(job: SyncJob, ctx: Context) -> tuple[Observation, Action]:
-    """Claims what an interrupted create made, or creates; the caller holds the scope lock."""
-    provider = ctx.provider
-    recovered = await _claim_leftover(job, ctx)
-    if recovered is not None:
-        return recovered, "recovered"
-    _wait_out_interrupted_create(job, ctx)
-    pending = PendingCreate(started_at=_now(), content_hash=provider.fingerprint(job))
-    await ctx.writer.mark_pending_create(job, pending)
-    job = dataclasses.replace(job, pending_create=pending)
-    try:
-        observed = await provider.create(job)
-    except ProviderError as error:
-        if error.answered:
-            ctx.answered[job.uid] = pending.encode()
-        raise
-    ctx.answered[job.uid] = pending.encode()
-    if not observed.exists:
-        # The name was taken (a conflict), and the job holding it went before it could be read.
-        raise ProviderError(
-            "CreateConflict", "the job's name was taken, then freed; retrying", retryable=True
-        )
-    if provider.marks_owner:
-        # Where jobs are named, the name may already be taken: the job must name us as owner.
-        verdict(job, observed, ctx.claims)
-    await _record(job, observed, ctx)
-    return observed, "recreated" if job.remote_id else "created"
+    # --- the Secrets a SyncJob's deletion needs --------------------------------------------
 
-
-async def _claim_leftover(job: SyncJob, ctx: Context) -> Observation | None:
-    """The oldest unclaimed job of the pending create's content, claimed for `job`."""
-    if job.pending_create is None:
-        return None
-    for candidate in await ctx.provider.find_created(job):
-        assert candidate.remote_id is not None
-        if ctx.claims.owner_of(job.spec.provider, candidate.remote_id) is None:
-            await _record(job, candidate, ctx)
-            return candidate
-    return None
-
-
-def _wait_out_interrupted_create(job: SyncJob, ctx: Context) -> None:
-    """Raises while a create sent by a process that died may still land remotely."""
-    pending = job.pending_create
-    if pending is None or ctx.answered.get(job.uid) == pending.encode():
-        return
-    _raise_while_in_flight(pending.started_at, "create", ctx)
-
-
-def _raise_while_in_flight(started: datetime.datetime, what: str, ctx: Context) -> None:
-    """Raises while a request sent at `started` by a process that died may still land."""
-    age = (_now() - started).total_seconds()
-    if age < ctx.in_flight_seconds:
-        raise ProviderError(
-            CREATE_IN_FLIGHT,
-            f"an interrupted {what} from {started.isoformat()} may still land;"
-            " checking again before sending it again",
-            retryable=True,
-            retry_after=ctx.in_flight_seconds - age,
-        )
-
-
-async def _record(job: SyncJob, observed: Observation, ctx: Context) -> None:
-    assert observed.remote_id is not None
-    ctx.claims.claim(job, observed.remote_id)  # before any await: the next claim must see it
-    await ctx.writer.record_identity(job, observed.remote_id)
-
-
-def _refused(error: ProviderError) -> bool:
-    return error.code in REFUSALS
-
-
-async def remove(job: SyncJob, ctx: Context) -> Outcome:
-    """Deletes the remote job this SyncJob owns; `done` once it is really gone (already gone
-    counts). A job it does not own is left alone, as is every job of an ObserveOnly SyncJob."""
-    if job.spec.observe_only:
-        return Outcome(None, "released", detail="ObserveOnly: the operator never deletes it")
-    job = ctx.claims.recorded_identity(job)
-    if job.spec.deletion_policy == "Orphan":
-        return await _orphan(job, ctx)
-    if job.remote_id is None and job.pending_create is None:
-        # It never created nor claimed a remote job (e.g. it was refused one): none is its own.
-        return Outcome(None, "released", detail="this SyncJob never created or claimed one")
-    provider = ctx.provider
-    observed: Observation | None = None
-    try:
-        observed = await provider.observe(job)
-        if observed.exists:
+    async def _protect_secrets(self, job: SyncJob) -> None:
+        """Keeps the credentials a deletion will need (namespace deletion removes Secrets and
+        SyncJobs together). A Secret that is missing is the provider's error to report."""
+        for name in sorted(job.spec.secret_names()):
             try:
-                verdict(job, observed, ctx.claims)
-            except ProviderError as refusal:
-                return Outcome(None, "released", detail=refusal.message)  # not ours to delete
-        else:
-            async with ctx.claims.lock(await provider.scope(job)):
-                leftover = await _claim_leftover(job, ctx)
-                if leftover is None:
-                    _wait_out_interrupted_create(job, ctx)
-                    return Outcome(observed, "deleted")
-            job = job.with_remote_id(leftover.remote_id)
-            observed = await provider.observe(job)
-            if not observed.exists:
-                return Outcome(observed, "deleted")
-        if observed.state != "DELETING":
-            await provider.delete(job, observed)
-            observed = await provider.observe(job)
-        if not observed.exists:
-            return Outcome(observed, "deleted")
-        # Still there (TwinMaker passes through DELETING): not settled until it is gone.
-        return Outcome(dataclasses.replace(observed, settled=False, ready=False), "deleting")
-    except ProviderError as error:
-        return Outcome(observed, error=error)
+                await self.deps.secrets.protect(job.namespace, name)
+            except CallError as error:
+                if error.code != "SecretNotFound":
+                    ObjectLog(job).warning(
+                        f"cannot protect Secret {name}: {error.code}: {error.message}"
+                    )
+
+    async def _release_secrets(self, job: SyncJob) -> None:
+        self.finished.add(job.uid)
+        for name in sorted(job.spec.secret_names()):
+            if self.secret_unneeded(job.namespace, name):
+                await self.release_secret(job.namespace, name)
+
+    async def release_secret(self, namespace: str, name: str) -> None:
+        try:
+            await self.deps.secrets.release(namespace, name)
+        except CallError as error:
+            # Released again when the Secret itself is deleted (the Secret's watch).
+            _LOG.warning(f"cannot release Secret {namespace}/{name}: {error.code}: {error.message}")
 
 
-async def _orphan(job: SyncJob, ctx: Context) -> Outcome:
-    """Leaves the remote job, releasing the ownership marker where the provider keeps one so
-    another SyncJob may adopt it. One attempt: a failure is reported, never blocks deletion."""
-    if not ctx.provider.marks_owner or (job.remote_id is None and job.pending_create is None):
-        return Outcome(None, "orphaned")  # no marker to release (a pending create may have set one)
-    try:
-        observed = await ctx.provider.observe(job)
-        if observed.exists and observed.owner == job.owner:
-            await ctx.provider.release(job, observed)
-    except ProviderError as error:
-        return Outcome(None, "orphaned", error=error)
-    return Outcome(None, "orphaned")
+def _outcome_label(outcome: Outcome) -> str:
+    if outcome.error is not None:
+        return "retryable_error" if outcome.error.retryable else "terminal_error"
+    return outcome.action

@@ -1,46 +1,32 @@
-"""`syncjob-operator run`: wires providers, handlers, metrics and kopf together, then runs."""
+"""`syncjob-operator run`: wires the providers, the reconciler, the metrics server and kopf's
+edge together, then runs."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
-import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import kopf
 from aiohttp import web
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from syncjob_operator import slimwatch
 from syncjob_operator.drift import DriftPass
-from syncjob_operator.handlers import (
-    BLOCKED_DELETION_RECHECK_SECONDS,
-    INDEX_HANDLER_ID,
-    MAX_CONCURRENT_RECONCILES,
-    HandlerDeps,
-    Handlers,
-    Timing,
-    configure_settings,
-    register,
-)
-from syncjob_operator.index import exact_namespaces
+from syncjob_operator.kopf_edge import run as kopf_run
+from syncjob_operator.kopf_edge.handlers import KopfHandlers
 from syncjob_operator.kube import (
-    GROUP,
-    PLURAL,
     UNREACHABLE,
     KubeCalls,
-    KubeIdentityWriter,
+    KubeCrashGuard,
     KubeSecrets,
     KubeStatusWriter,
+    exact_namespaces,
     list_syncjobs,
     secret_hold,
     wait_until_served,
@@ -50,6 +36,13 @@ from syncjob_operator.model import ProviderName
 from syncjob_operator.providers.base import Provider
 from syncjob_operator.providers.truto import DEFAULT_BASE_URL, TrutoProvider
 from syncjob_operator.providers.twinmaker import TwinMakerProvider
+from syncjob_operator.reconcile import (
+    BLOCKED_DELETION_RECHECK_SECONDS,
+    MAX_CONCURRENT_RECONCILES,
+    Deps,
+    Reconciler,
+    Timing,
+)
 
 
 def _at_least_one(text: str) -> int:
@@ -142,8 +135,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     seconds(
         "--resync-seconds",
-        timing.resync_seconds,
-        "drift detection: one pass over every scope per this period",
+        timing.drift_seconds,
+        "the drift pass's period: one look at every scope per period",
     )
     seconds(
         "--poll-seconds",
@@ -201,64 +194,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truto-base-url", default=env("SYNCJOB_TRUTO_BASE_URL", DEFAULT_BASE_URL))
 
 
-# At DEBUG these clients log request and response bodies: Secret data (and kubectl's
-# last-applied annotation, which carries stringData in clear), tokens, signing details.
-# They stay at WARNING at every verbosity: secret values never reach the log.
-CLIENT_LOGGERS = ("kubernetes", "botocore", "boto3", "urllib3", "httpx", "httpcore", "aiohttp")
-
-
 def configure_logging(args: argparse.Namespace) -> None:
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
-        # Plain lines carry "[namespace/name]"; JSON lines carry the object under "object".
-        log_prefix=args.log_format == "plain",
-        log_refkey="object" if args.log_format == "json" else None,
-    )
-    for client in CLIENT_LOGGERS:
-        logging.getLogger(client).setLevel(logging.WARNING)
-    # urllib3 warns of each retry of each request while the API server is away; the error that
-    # ends them reaches the operator, which logs it once, classified (kube.unreachable).
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    for handler in logging.getLogger().handlers:  # kopf.configure's, which every line reaches
-        handler.addFilter(quiet_request_retries)
-    # kopf logs each handler's success at INFO: for the index's event handler, a line per watch
-    # event per object (10,000 at every restart) that says nothing.
-    index_done = f"Handler '{INDEX_HANDLER_ID}' succeeded."
-    logging.getLogger("kopf.objects").addFilter(
-        lambda record: not str(record.msg).endswith(index_done)
-    )
+    kopf_run.configure_logging(verbose=args.verbose, json_format=args.log_format == "json")
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args)
     asyncio.run(_run(args))
     return 0
-
-
-# kopf logs each attempt of its own API requests (watches, patches, Events) at ERROR with the
-# error's whole repr: nine lines per request while the API server is away.
-_KOPF_ATTEMPT = re.compile(
-    r"(?P<attempt>Request attempt #(?P<number>\d+)/\d+ failed; (?P<then>will retry|escalating):"
-    r" .*? -> )(?P<error>\w+)(?P<detail>.*)",
-    re.DOTALL,
-)
-_SHORT_DETAIL = 100  # characters of the error's repr after its class name
-
-
-def quiet_request_retries(record: logging.LogRecord) -> bool:
-    """Keeps kopf's line for the first attempt of a request and for the one it gives up on,
-    each ending in the error's class and the start of its repr; drops the retries between."""
-    found = _KOPF_ATTEMPT.fullmatch(str(record.msg))
-    if found is None:
-        return True
-    if found["then"] == "will retry" and found["number"] != "1":
-        return False
-    detail = found["detail"]
-    if len(detail) > _SHORT_DETAIL:
-        detail = detail[:_SHORT_DETAIL] + "..."
-    record.msg, record.args = f"{found['attempt']}{found['error']}{detail}", ()
-    return True
 
 
 @contextlib.contextmanager
@@ -305,7 +248,7 @@ async def _metrics_server(address: str, ready: asyncio.Event) -> AsyncIterator[N
 async def _run(args: argparse.Namespace) -> None:
     timing = Timing(
         poll_seconds=args.poll_seconds,
-        resync_seconds=args.resync_seconds,
+        drift_seconds=args.resync_seconds,
         backoff_cap_seconds=args.retry_backoff_cap_seconds,
         terminal_recheck_seconds=args.terminal_recheck_seconds,
         progress_seconds=args.sync_progress_seconds,
@@ -321,7 +264,7 @@ async def _run(args: argparse.Namespace) -> None:
     ):
         kube = KubeCalls(api, kube_pool)
         secrets = KubeSecrets(kube, hold=secret_hold(args.selector))
-        runtime = HandlerDeps(
+        deps = Deps(
             providers={
                 "AWSIoTTwinMaker": TwinMakerProvider(
                     secrets,
@@ -331,63 +274,37 @@ async def _run(args: argparse.Namespace) -> None:
                 ),
                 "Truto": TrutoProvider(secrets, default_base_url=args.truto_base_url),
             },
-            writer=KubeIdentityWriter(kube),
-            status_writer=KubeStatusWriter(kube),
+            guard=KubeCrashGuard(kube),
             secrets=secrets,
             timing=timing,
             reconciles=asyncio.Semaphore(args.max_concurrent_reconciles),
         )
-        registry = kopf.OperatorRegistry()
-        drift_tasks: list[asyncio.Task[None]] = []
-        # Started by the first event handled, where kopf's Event posting is in context (the
-        # task inherits it); cancelled by kopf's cleanup.
-        handlers = Handlers(
-            runtime, on_started=lambda: drift_tasks.append(asyncio.create_task(drift.run()))
-        )
-        register(registry, handlers, labels=args.selector)
-        # Every listing kopf makes of SyncJobs, the first one and each after its watch was away,
-        # tells which objects are gone without an event (the prefilled index's too).
-        slimwatch.install({(GROUP, PLURAL): handlers.forget_unlisted})
+        reconciler = Reconciler(deps)
+        handlers = KopfHandlers(reconciler, KubeStatusWriter(kube))
         drift = DriftPass(
-            period=timing.resync_seconds,
-            members=handlers.due_members,
-            scope_of=lambda job: runtime.providers[job.spec.provider].scope(job),
-            resync=handlers.resync,
+            period=timing.drift_seconds,
+            members=reconciler.due_members,
+            scope_of=lambda job: deps.providers[job.spec.provider].scope(job),
+            check=handlers.drift_check,
             ends_pass=lambda error: error.code == UNREACHABLE,
         )
-
-        async def stop_drift(**_: Any) -> None:
-            for task in drift_tasks:
-                task.cancel()
-
-        kopf.on.cleanup(registry=registry, id="drift")(stop_drift)
-        exact = exact_namespaces(args.namespaces)
-
-        async def configure(settings: kopf.OperatorSettings, **_: object) -> None:
-            configure_settings(
-                settings,
-                exact_namespaces=exact,
-                peering_lifetime=args.peering_lifetime,
-                shard=args.selector,
-                secret_hold=secrets.hold,
-            )
-
-        kopf.on.startup(registry=registry, id="configure")(configure)
-        kopf.on.login(registry=registry)(_login)
-        async with _metrics_server(args.metrics_address, ready), _connected(runtime.providers):
+        watched = kopf_run.watched(args.namespaces)
+        async with _metrics_server(args.metrics_address, ready), _connected(deps.providers):
             await wait_until_served(kube, stop)
-            async for page in list_syncjobs(kube, args.namespaces, args.selector):
+            async for page in list_syncjobs(kube, args.namespaces, args.selector, watched=watched):
                 handlers.prefill(page)
-            await kopf.operator(
-                registry=registry,
-                clusterwide=not args.namespaces,
+            await kopf_run.serve(
+                handlers,
+                drift,
                 namespaces=args.namespaces,
-                standalone=args.peering is None,
-                peering_name=args.peering,
+                exact_namespaces=exact_namespaces(args.namespaces),
+                selector=args.selector,
+                peering=args.peering,
                 priority=args.priority,
-                liveness_endpoint=args.liveness or None,
-                ready_flag=ready,
-                stop_flag=stop,
+                peering_lifetime=args.peering_lifetime,
+                liveness=args.liveness,
+                ready=ready,
+                stop=stop,
             )
 
 
@@ -401,11 +318,3 @@ async def _connected(providers: Mapping[ProviderName, Provider]) -> AsyncIterato
     finally:
         for provider in providers.values():
             await provider.aclose()
-
-
-def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    # Explicit: kopf would otherwise pick a login by which client libraries are importable.
-    # The official client's in-cluster config finds the API server by KUBERNETES_SERVICE_HOST
-    # and _PORT, as client-go does; kopf's own service-account login assumes cluster DNS
-    # (https://kubernetes.default.svc) and fails in a cluster without it.
-    return kopf.login_via_client(**kwargs)

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from syncjob_operator.converge import Outcome
 from syncjob_operator.model import PAUSED_ANNOTATION, SyncJob
 from syncjob_operator.ownership import REFUSALS
 from syncjob_operator.providers.base import Observation, SyncProgress
-from syncjob_operator.reconcile import Outcome
 
 OWNED_KEYS = (
     "observedGeneration",
@@ -78,6 +78,26 @@ def condition_message(status: Mapping[str, Any], condition_type: str) -> str | N
     return None if found is None else found.get("message")
 
 
+def remote_id(status: Mapping[str, Any]) -> str:
+    """The remote job's id as status shows it; empty when none is recorded."""
+    return str((status.get("remote") or {}).get("id") or "")
+
+
+def remote_state(status: Mapping[str, Any]) -> str | None:
+    return (status.get("remote") or {}).get("state")
+
+
+def failing_resources(status: Mapping[str, Any]) -> int:
+    """How many of the remote job's resources status shows in ERROR."""
+    return int((status.get("syncProgress") or {}).get("ERROR") or 0)
+
+
+def last_run_seen(status: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The id and status of the latest run status shows."""
+    last = status.get("lastRun") or {}
+    return last.get("id"), last.get("status")
+
+
 def _iso(value: datetime.datetime | None) -> str | None:
     if value is None:
         return None
@@ -131,7 +151,7 @@ def _last_run(job: SyncJob, outcome: Outcome, prior: Mapping[str, Any]) -> Any:
         gone = observed is not None and not observed.exists
         return None if gone else prior.get("lastRun")
     mark = job.run_mark
-    request = job.spec.truto.run if job.spec.truto else None
+    request = job.spec.run_request
     requested = (outcome.run_started is not None and outcome.run_started.run_id == run.run_id) or (
         mark is not None and mark.run_id == run.run_id
     )
@@ -206,7 +226,7 @@ def _synced(
         return "True", OBSERVING, f"ObserveOnly: mirrored, never changed by the operator{differs}"
     if error is None:
         # Not the action: that is the Event's. A message that changed with every reconcile would
-        # cost a status write on every resync.
+        # cost a status write on every drift pass.
         return "True", RECONCILE_SUCCESS, "the remote job matches the spec"
     advice = "will retry"
     when = f"at {_iso(terminal.next_check)}" if terminal else "later"

@@ -363,7 +363,7 @@ def test_metrics_after_reconcile(cluster_release: Release) -> None:
         )
 
     for provider in ("Truto", "AWSIoTTwinMaker"):
-        assert total("syncjob_reconcile", provider=provider, kind="apply") > 0, provider
+        assert total("syncjob_reconcile", provider=provider, kind="change") > 0, provider
         assert total("syncjob_remote_calls", provider=provider, result="ok") > 0, provider
     objects = {
         (s.labels["provider"], s.labels["state"]): s.value

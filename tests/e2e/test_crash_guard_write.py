@@ -15,9 +15,8 @@ import yaml
 from kubernetes import config
 
 from syncjob_devtools.localcluster import ControlPlane
-from syncjob_operator.kube import KubeCalls, KubeIdentityWriter
+from syncjob_operator.kube import KubeCalls, KubeCrashGuard, KubeError
 from syncjob_operator.model import CREATE_PENDING_ANNOTATION, FINALIZER, PendingCreate, SyncJob
-from syncjob_operator.providers.base import ProviderError
 from tests.e2e.conftest import twinmaker_job
 from tests.support.kube import Cli
 
@@ -25,10 +24,10 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-def writer(control_plane: ControlPlane) -> Iterator[KubeIdentityWriter]:
+def writer(control_plane: ControlPlane) -> Iterator[KubeCrashGuard]:
     api = config.new_client_from_config(str(control_plane.kubeconfig))
     with ThreadPoolExecutor(2) as executor:
-        yield KubeIdentityWriter(KubeCalls(api, executor))
+        yield KubeCrashGuard(KubeCalls(api, executor))
     api.close()
 
 
@@ -37,7 +36,7 @@ def _pending(content: str) -> PendingCreate:
 
 
 async def test_of_two_writers_that_read_the_same_object_one_marks_the_create(
-    crd: None, kubectl: Cli, writer: KubeIdentityWriter, namespace: str
+    crd: None, kubectl: Cli, writer: KubeCrashGuard, namespace: str
 ) -> None:
     kubectl.apply(twinmaker_job("guarded", "ws-guarded"), "-n", namespace)
     read = SyncJob.from_body(kubectl.json("get", "syncjob", "guarded", "-n", namespace))
@@ -48,7 +47,7 @@ async def test_of_two_writers_that_read_the_same_object_one_marks_the_create(
     kubectl.run("label", "syncjob", "guarded", "-n", namespace, "team=plant")
     first = _pending("first")
     await writer.mark_pending_create(read, first)
-    with pytest.raises(ProviderError) as conflict:
+    with pytest.raises(KubeError) as conflict:
         await writer.mark_pending_create(read, _pending("second"))
     assert (conflict.value.code, conflict.value.retryable) == ("SyncJobChanged", True)
 

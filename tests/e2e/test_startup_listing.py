@@ -10,6 +10,7 @@ import yaml
 from kubernetes import config
 
 from syncjob_devtools.localcluster import ControlPlane
+from syncjob_operator.kopf_edge.run import watched
 from syncjob_operator.kube import KubeCalls, list_syncjobs
 from tests.e2e.conftest import twinmaker_job
 from tests.support.kube import Cli
@@ -47,7 +48,9 @@ async def _pages(
 ) -> list[list[tuple[str, str]]]:
     return [
         [(item["metadata"]["namespace"], item["metadata"]["name"]) for item in page]
-        async for page in list_syncjobs(kube, namespaces, labels, page_size=2)
+        async for page in list_syncjobs(
+            kube, namespaces, labels, watched=watched(namespaces), page_size=2
+        )
     ]
 
 

@@ -14,12 +14,14 @@ from typing import Any, cast
 
 import kopf
 
-from syncjob_operator.handlers import HandlerDeps, Handlers, Timing, index_body
+from syncjob_operator.converge import Context
 from syncjob_operator.index import ObjectIndex
+from syncjob_operator.kopf_edge.handlers import KopfHandlers, index_entries
+from syncjob_operator.kube import KubeError
 from syncjob_operator.model import PendingCreate, ProviderName, RunMark, SyncJob
 from syncjob_operator.ownership import Claims
 from syncjob_operator.providers.base import Observation, ProviderError
-from syncjob_operator.reconcile import Context
+from syncjob_operator.reconcile import Deps, Reconciler, Timing
 
 FINGERPRINT = "content-1"
 NEW_ID = "id-new"
@@ -124,7 +126,7 @@ class RecordingWriter:
 
 def entries_of(one: Mapping[str, Any]) -> dict[Any, Any]:
     """What the operator's watch-event handler puts in its index for this SyncJob."""
-    return index_body(kopf.Body(cast(kopf.RawBody, one)))
+    return index_entries(kopf.Body(cast(kopf.RawBody, one)))
 
 
 def indexed(*bodies: Mapping[str, Any]) -> ObjectIndex:
@@ -160,17 +162,17 @@ def context(
 
 @dataclass
 class RecordingStatusWriter:
-    """The StatusWriter of the drift pass: the status patches it wrote and the annotations it
-    dropped, by object name."""
+    """The drift pass's writer: the status patches and the annotations it wrote, by object
+    name."""
 
     writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    dropped: list[tuple[str, str]] = field(default_factory=list)
+    annotated: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
 
     async def write(self, job: SyncJob, status: dict[str, Any]) -> None:
         self.writes.append((job.name, status))
 
-    async def drop_annotation(self, job: SyncJob, key: str) -> None:
-        self.dropped.append((job.name, key))
+    async def annotate(self, job: SyncJob, annotations: Mapping[str, str | None]) -> None:
+        self.annotated.append((job.name, dict(annotations)))
 
 
 @dataclass
@@ -185,7 +187,7 @@ class FakeSecrets:
     async def read(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
         found = self.secrets.get((namespace, name))
         if found is None:
-            raise ProviderError(
+            raise KubeError(
                 "SecretNotFound", f"Secret {namespace}/{name} does not exist", retryable=False
             )
         return found
@@ -202,15 +204,14 @@ def handlers_for(
     secrets: FakeSecrets | None = None,
     timing: Timing | None = None,
     on_started: Callable[[], None] = lambda: None,
-) -> Handlers:
-    """The operator's handlers over `provider` (as TwinMaker), recording every write."""
-    return Handlers(
-        HandlerDeps(
-            providers={"AWSIoTTwinMaker": provider},
-            writer=RecordingWriter(provider.journal),
-            secrets=FakeSecrets() if secrets is None else secrets,
-            status_writer=RecordingStatusWriter(),
-            timing=Timing() if timing is None else timing,
-        ),
-        on_started=on_started,
+) -> KopfHandlers:
+    """The operator's kopf callbacks over `provider` (as TwinMaker), recording every write."""
+    deps = Deps(
+        providers={"AWSIoTTwinMaker": provider},
+        guard=RecordingWriter(provider.journal),
+        secrets=FakeSecrets() if secrets is None else secrets,
+        timing=Timing() if timing is None else timing,
     )
+    handlers = KopfHandlers(Reconciler(deps), RecordingStatusWriter())
+    handlers.start_with(on_started)
+    return handlers

@@ -12,8 +12,10 @@ import kopf
 import pytest
 from kopf._cogs.structs import references
 
-from syncjob_operator.handlers import MAX_CONCURRENT_RECONCILES, configure_settings
-from syncjob_operator.runner import add_run_arguments, quiet_request_retries
+from syncjob_operator.kopf_edge.run import quiet_request_retries
+from syncjob_operator.kopf_edge.settings import configure_settings
+from syncjob_operator.reconcile import MAX_CONCURRENT_RECONCILES
+from syncjob_operator.runner import add_run_arguments
 
 
 def _parse(*argv: str) -> argparse.Namespace:

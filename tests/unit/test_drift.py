@@ -39,17 +39,17 @@ async def test_one_walk_per_scope_its_members_in_turn_and_failures_contained() -
     order: list[str] = []
     running: dict[Hashable, int] = {}
 
-    async def resync(member: Member) -> None:
+    async def check(member: Member) -> None:
         scope = await _scope(member.job) if member.job.name != "x" else "x"
         running[scope] = running.get(scope, 0) + 1
-        assert running[scope] == 1, "two members of one scope resynced at once"
+        assert running[scope] == 1, "two members of one scope checked at once"
         await asyncio.sleep(0)
         order.append(member.job.name)
         running[scope] -= 1
         if member.job.name == "a2":
             raise RuntimeError("one object's failure")
 
-    drift = DriftPass(period=60, members=lambda: members, scope_of=_scope, resync=resync)
+    drift = DriftPass(period=60, members=lambda: members, scope_of=_scope, check=check)
     scopes = await drift.sweep()
     assert scopes == 3  # plant-a, plant-b, and the one whose scope could not be told
     assert sorted(order) == ["a1", "a2", "a3", "b1", "x"]  # a2 failing stopped nobody
@@ -87,13 +87,13 @@ async def test_a_pass_runs_once_per_period(monkeypatch: pytest.MonkeyPatch) -> N
     collections: list[int] = []  # a full collection after each pass (counted, not run here)
     monkeypatch.setattr(gc, "collect", lambda: collections.append(1) or 0)
 
-    async def resync(member: Member) -> None:
+    async def check(member: Member) -> None:
         walked.append(member.job.name)
 
     members = [_member("a1", "plant-a")]
     clock = _SteppedClock()
     drift = DriftPass(
-        period=60, members=lambda: members, scope_of=_scope, resync=resync, sleep=clock.sleep
+        period=60, members=lambda: members, scope_of=_scope, check=check, sleep=clock.sleep
     )
     task = asyncio.create_task(drift.run())
     await clock.asleep(1)
@@ -118,7 +118,7 @@ async def test_a_failed_pass_does_not_end_the_loop() -> None:
         period=60,
         members=lambda: [_member("a1", "plant-a")],
         scope_of=_scope,
-        resync=unreachable,
+        check=unreachable,
         sleep=clock.sleep,
         ends_pass=lambda error: True,
     )
@@ -136,7 +136,7 @@ async def test_an_error_no_object_escapes_ends_the_pass_in_one_line(
     members = [_member(f"a{i}", f"plant-{i}") for i in range(5)]
     tried: list[str] = []
 
-    async def resync(member: Member) -> None:
+    async def check(member: Member) -> None:
         tried.append(member.job.name)
         raise ProviderError(
             "KubernetesUnreachable", "the API server did not answer", retryable=True
@@ -146,7 +146,7 @@ async def test_an_error_no_object_escapes_ends_the_pass_in_one_line(
         period=60,
         members=lambda: members,
         scope_of=_scope,
-        resync=resync,
+        check=check,
         concurrency=1,
         ends_pass=lambda error: error.code == "KubernetesUnreachable",
     )
@@ -159,11 +159,11 @@ async def test_an_error_no_object_escapes_ends_the_pass_in_one_line(
 async def test_a_classified_error_of_one_object_is_one_line_without_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def resync(member: Member) -> None:
+    async def check(member: Member) -> None:
         raise ProviderError("SecretNotFound", "Secret ns/s does not exist", retryable=False)
 
     members = [_member("a1", "plant-a"), _member("b1", "plant-b")]
-    drift = DriftPass(period=60, members=lambda: members, scope_of=_scope, resync=resync)
+    drift = DriftPass(period=60, members=lambda: members, scope_of=_scope, check=check)
     assert await drift.sweep() == 2
     assert sorted(r.getMessage() for r in caplog.records) == [
         f"drift check of ns/{name} failed: SecretNotFound: Secret ns/s does not exist"

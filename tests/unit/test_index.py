@@ -7,9 +7,12 @@ from typing import Any, cast
 import kopf
 
 from syncjob_operator.drift import Member
-from syncjob_operator.handlers import MEMBER_KEY, Handlers
-from syncjob_operator.index import ObjectIndex, exact_namespaces, watched
+from syncjob_operator.index import ObjectIndex
+from syncjob_operator.kopf_edge.handlers import KopfHandlers
+from syncjob_operator.kopf_edge.run import watched
+from syncjob_operator.kube import exact_namespaces
 from syncjob_operator.metrics import OBJECT_STATES
+from syncjob_operator.reconcile import MEMBER_KEY
 from tests.unit.fakes import (
     FakeProvider,
     handlers_for,
@@ -17,7 +20,7 @@ from tests.unit.fakes import (
 from tests.unit.jobs import ACTIVE, body
 
 
-def _handlers(started: list[int]) -> Handlers:
+def _handlers(started: list[int]) -> KopfHandlers:
     return handlers_for(FakeProvider([ACTIVE]), on_started=lambda: started.append(1))
 
 
@@ -68,11 +71,11 @@ def test_entries_an_event_repeats_keep_the_values_already_held() -> None:
 
 
 def test_namespaces_are_matched_as_kopf_matches_them() -> None:
-    assert watched("anything", [])  # no pattern: cluster-wide
-    assert watched("team-a", ["team-a", "team-b"])
-    assert not watched("team-c", ["team-a", "team-b"])
-    assert watched("myapp-live", ["myapp-*, !*-pr-*"])
-    assert not watched("myapp-pr-1", ["myapp-*, !*-pr-*"])
+    assert watched([])("anything")  # no pattern: cluster-wide
+    assert watched(["team-a", "team-b"])("team-a")
+    assert not watched(["team-a", "team-b"])("team-c")
+    assert watched(["myapp-*, !*-pr-*"])("myapp-live")
+    assert not watched(["myapp-*, !*-pr-*"])("myapp-pr-1")
     assert exact_namespaces(["team-a", "team-b"])
     assert not exact_namespaces([])
     assert not exact_namespaces(["team-a", "myapp-*"])
@@ -82,22 +85,24 @@ async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> 
     started: list[int] = []
     handlers = _handlers(started)
     handlers.prefill([body(name="listed", uid="u0", external_id="id-0")])
-    assert _names(handlers.index.get(MEMBER_KEY)) == ["listed"]
-    assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-0")] == [
-        "listed"
-    ]
+    assert _names(handlers.reconciler.index.get(MEMBER_KEY)) == ["listed"]
+    assert [
+        c.name for c in handlers.reconciler.deps.claims.claimants("AWSIoTTwinMaker", "id-0")
+    ] == ["listed"]
     assert started == []  # not before kopf runs a handler: no Event context yet
 
     one = kopf.Body(cast(kopf.RawBody, body(name="one", uid="u1", external_id="id-1")))
     await handlers.on_event(body=one, type=None)  # kopf's listing
     await handlers.on_event(body=one, type="MODIFIED")
-    assert _names(handlers.index.get(MEMBER_KEY)) == ["listed", "one"]
-    assert [c.name for c in handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1")] == ["one"]
+    assert _names(handlers.reconciler.index.get(MEMBER_KEY)) == ["listed", "one"]
+    assert [
+        c.name for c in handlers.reconciler.deps.claims.claimants("AWSIoTTwinMaker", "id-1")
+    ] == ["one"]
     OBJECT_STATES.set("u1", "AWSIoTTwinMaker", "ACTIVE")  # as its reconcile would
     await handlers.on_event(body=one, type="DELETED")
-    assert _names(handlers.index.get(MEMBER_KEY)) == ["listed"]
+    assert _names(handlers.reconciler.index.get(MEMBER_KEY)) == ["listed"]
     assert "u1" not in OBJECT_STATES.states  # gone from syncjob_objects, finalizer or not
-    assert handlers.runtime.claims.claimants("AWSIoTTwinMaker", "id-1") == []
+    assert handlers.reconciler.deps.claims.claimants("AWSIoTTwinMaker", "id-1") == []
     assert started == [1]
 
 

@@ -23,8 +23,8 @@ def test_the_installed_kopf_is_one_the_private_api_was_verified_against() -> Non
     installed = version("kopf")
     assert allowed.contains(installed), (
         f"kopf {installed} is installed, but the operator's use of kopf's private API is"
-        f" verified only for kopf{allowed} (pyproject.toml): verify slimwatch, the index's"
-        " reference type and the progress annotation against it, then widen the range"
+        f" verified only for kopf{allowed} (pyproject.toml): verify kopf_edge/ (slimwatch,"
+        " the namespace matching, the progress annotation) against it, then widen the range"
     )
 
 

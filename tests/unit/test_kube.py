@@ -15,8 +15,7 @@ import pytest
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from syncjob_operator.kube import UNREACHABLE, KubeCalls, wait_until_served
-from syncjob_operator.providers.base import ProviderError
+from syncjob_operator.kube import UNREACHABLE, KubeCalls, KubeError, wait_until_served
 
 
 class Discovery:
@@ -74,7 +73,7 @@ async def test_a_request_the_api_server_did_not_answer_is_classified_retryable()
 
     with ThreadPoolExecutor(1) as pool:
         kube = _kube(Discovery(), pool)
-        with pytest.raises(ProviderError) as raised:
+        with pytest.raises(KubeError) as raised:
             await kube(refused)
     error = raised.value
     assert (error.code, error.retryable) == (UNREACHABLE, True)

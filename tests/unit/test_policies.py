@@ -10,18 +10,14 @@ from typing import Any, cast
 import kopf
 import pytest
 
-from syncjob_operator.drift import Member
-from syncjob_operator.handlers import (
-    LAST_HANDLED,
-    Timing,
-    events,
-    index_body,
-    may_hold_remote_job,
-)
-from syncjob_operator.model import PAUSED_ANNOTATION, SyncJob
+from syncjob_operator.converge import EXTERNAL_ID_REQUIRED, Outcome, converge, remove
+from syncjob_operator.kopf_edge.handlers import index_entries
+from syncjob_operator.kopf_edge.settings import LAST_HANDLED
+from syncjob_operator.kube_events import kube_events
+from syncjob_operator.model import PAUSED_ANNOTATION, SyncJob, may_hold_remote_job
 from syncjob_operator.ownership import job_entries
 from syncjob_operator.providers.base import ABSENT, Observation, ResourceError, SyncProgress
-from syncjob_operator.reconcile import EXTERNAL_ID_REQUIRED, Outcome, converge, remove
+from syncjob_operator.reconcile import Timing
 from syncjob_operator.status import OBSERVING, PAUSED, SYNCED, compute_status, condition
 from tests.unit.fakes import (
     FakeProvider,
@@ -99,14 +95,21 @@ async def test_a_paused_syncjob_makes_no_call_and_says_so() -> None:
     assert (synced["status"], synced["reason"]) == ("False", PAUSED)
 
 
-async def test_the_drift_pass_skips_a_paused_syncjob() -> None:
+async def test_the_drift_pass_treats_a_paused_syncjob_as_a_change_does() -> None:
+    """No remote call; the paused status is written once, where it is not shown already."""
     provider = FakeProvider([])
     handlers = handlers_for(provider)
-    entries: dict[Any, Any] = index_body(kopf.Body(cast(kopf.RawBody, PAUSED_BODY)))
-    member: Member = entries[("member",)]
-    await handlers.resync(member)
-    assert provider.journal == []
-    assert cast(RecordingStatusWriter, handlers.runtime.status_writer).writes == []
+    writer = cast(RecordingStatusWriter, handlers.writer)
+    entries: dict[Any, Any] = index_entries(kopf.Body(cast(kopf.RawBody, PAUSED_BODY)))
+    await handlers.drift_check(entries[("member",)])
+    [(name, status)] = writer.writes
+    synced = condition(status, SYNCED)
+    assert synced is not None
+    assert (name, synced["reason"]) == ("job", PAUSED)
+    shown = body(external_id="id-1", annotations={PAUSED_ANNOTATION: "true"}, status=status)
+    entries = index_entries(kopf.Body(cast(kopf.RawBody, shown)))
+    await handlers.drift_check(entries[("member",)])
+    assert (provider.journal, len(writer.writes)) == ([], 1)
 
 
 async def test_deleting_a_paused_syncjob_waits_with_its_finalizer() -> None:
@@ -154,10 +157,10 @@ def test_resource_errors_appearing_post_one_warning() -> None:
     before = compute_status(job, Outcome(dataclasses.replace(ACTIVE, progress=clean)), {}, _now())
     outcome = Outcome(dataclasses.replace(ACTIVE, progress=PROGRESS))
     after = compute_status(job, outcome, before, _now())
-    found = events(outcome, before, after, trigger="resync", remote_id="id-1")
+    found = kube_events(outcome, before, after, trigger="drift")
     assert [(e.reason, e.warning) for e in found] == [("SyncResourceErrors", True)]
     assert "2 resource(s)" in found[0].message
-    assert events(outcome, after, after, trigger="resync", remote_id="id-1") == []  # once
+    assert kube_events(outcome, after, after, trigger="drift") == []  # once
 
 
 async def test_only_the_drift_pass_reads_progress() -> None:
@@ -166,7 +169,7 @@ async def test_only_the_drift_pass_reads_progress() -> None:
     provider = FakeProvider([ACTIVE, ACTIVE])
     handlers = handlers_for(provider, timing=Timing(progress_seconds=0))  # due on every pass
     await handlers.on_event(body=kopf.Body(cast(kopf.RawBody, one)), type="MODIFIED")
-    entries: dict[Any, Any] = index_body(kopf.Body(cast(kopf.RawBody, one)))
-    await handlers.resync(entries[("member",)])
+    entries: dict[Any, Any] = index_entries(kopf.Body(cast(kopf.RawBody, one)))
+    await handlers.drift_check(entries[("member",)])
     await handlers.on_change(kopf.Body(cast(kopf.RawBody, one)), kopf.Patch(), 0, LOGGER, "update")
     assert provider.progress_asked == [True, False]

@@ -10,11 +10,11 @@ import botocore.exceptions
 import httpx
 import pytest
 
-from syncjob_operator.handlers import Timing, retry_delay
 from syncjob_operator.metrics import REGISTRY, count_failed_call
 from syncjob_operator.model import PendingCreate, SyncJobSpec
 from syncjob_operator.providers import truto, twinmaker
 from syncjob_operator.providers.truto import created_since
+from syncjob_operator.reconcile import Timing, retry_delay
 from syncjob_operator.runner import _connected
 from tests.unit.fakes import FakeProvider
 

@@ -1,4 +1,4 @@
-"""reconcile.remove against a fake provider: what a SyncJob's deletion may do remotely."""
+"""converge.remove against a fake provider: what a SyncJob's deletion may do remotely."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from syncjob_operator.converge import CREATE_IN_FLIGHT, converge, remove
 from syncjob_operator.model import PendingCreate, SyncJob
 from syncjob_operator.ownership import NOT_OWNED
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
-from syncjob_operator.reconcile import CREATE_IN_FLIGHT, converge, remove
 from tests.unit.fakes import CREATED, FINGERPRINT, NEW_ID, FakeProvider, claims_of, context
 from tests.unit.jobs import TWINMAKER_JOB, body, orphan
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from syncjob_operator.handlers import events
+from syncjob_operator.converge import CREATE_IN_FLIGHT, Outcome, converge
+from syncjob_operator.kube_events import kube_events
 from syncjob_operator.model import RunMark, SyncJob, SyncJobSpec
 from syncjob_operator.providers.base import Observation, ProviderError, Run
-from syncjob_operator.reconcile import CREATE_IN_FLIGHT, Outcome, converge
 from syncjob_operator.status import compute_status
 from tests.unit.fakes import FakeProvider, context
 from tests.unit.jobs import TRUTO_JOB, TRUTO_SPEC
@@ -125,9 +125,9 @@ def test_last_run_names_its_request_and_a_failure_posts_one_warning() -> None:
     failed_run = Run("run-new", "failed", started_at=NOW, finished_at=NOW, error="token revoked")
     failed = _status(job, failed_run, running)
     outcome = Outcome(dataclasses.replace(PRESENT, last_run=failed_run))
-    found = events(outcome, running, failed, trigger="resync", remote_id="job-1")
+    found = kube_events(outcome, running, failed, trigger="drift")
     assert [(e.reason, e.warning) for e in found] == [("RunFailed", True)]
     assert "token revoked" in found[0].message
-    assert events(outcome, failed, failed, trigger="resync", remote_id="job-1") == []
+    assert kube_events(outcome, failed, failed, trigger="drift") == []
     scheduled = _status(job, Run("run-cron", "completed"), failed)
     assert "requestId" not in scheduled["lastRun"]  # started by the cron trigger

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from syncjob_operator.converge import Outcome
 from syncjob_operator.model import PendingCreate, RunMark, SyncJob, SyncJobSpec
 from syncjob_operator.ownership import ADOPTION_CONFLICT, NOT_OWNED, OWNED_BY_ANOTHER, REFUSALS
 from syncjob_operator.providers.base import ABSENT, Observation, ProviderError
-from syncjob_operator.reconcile import Outcome
 from syncjob_operator.status import (
     OWNED_KEYS,
     READY,

@@ -1,7 +1,8 @@
 """The one small interface every remote API sits behind, and the types it speaks.
 
 Each method is idempotent. Errors are classified once, here at the edge, into ProviderError
-with `retryable` set: the reconciler never looks at HTTP codes or botocore exceptions.
+with `retryable` set: the reconciler never looks at HTTP codes or botocore exceptions. The
+operator's own Kubernetes calls fail as `kube.KubeError`; both are a `CallError`.
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def with_state_of(known: Observation, listed: Observation) -> Observation:
     )
 
 
-class ProviderError(Exception):
-    """A remote call failed. `retryable` errors back off and retry; others are terminal."""
+class CallError(Exception):
+    """A call a reconcile made failed, classified where it was made. `retryable` errors back off
+    and retry; others are terminal."""
 
     def __init__(
         self,
@@ -129,6 +131,10 @@ class ProviderError(Exception):
         self.answered = answered
         # The provider refused the call for its request rate (a 429, or AWS's throttling codes).
         self.throttled = throttled
+
+
+class ProviderError(CallError):
+    """A provider's remote call failed."""
 
 
 @runtime_checkable
@@ -209,7 +215,7 @@ class Provider(Protocol):
 
 class SecretReader(Protocol):
     async def read(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
-        """Returns the Secret's decoded data and its resourceVersion; raises ProviderError
+        """Returns the Secret's decoded data and its resourceVersion; raises a CallError
         (terminal, SecretNotFound) when it does not exist."""
         ...
 

@@ -13,7 +13,7 @@ import pytest
 from kopf._cogs.clients import fetching, watching
 from kopf._core.reactor import processing, queueing
 
-from syncjob_operator import slimwatch
+from syncjob_operator.kopf_edge import slimwatch
 from syncjob_operator.metrics import REGISTRY
 
 MANAGED = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {".": {}}}}]

@@ -11,9 +11,9 @@ on the reconnect, those queued bodies are the peak of a large burst's memory (do
 
 kopf has no transform hook, so this wraps the one generator every listed and watched object
 passes through: `kopf._cogs.clients.watching.continuous_watch`, which kopf's `infinite_watch`
-looks up as a module global on each (re)connect. That is kopf's private API: kopf is pinned in
-requirements/*.lock, and tests/unit/test_slimwatch.py drives kopf's own `infinite_watch` to fail
-if a kopf upgrade stops routing events through here.
+looks up as a module global on each (re)connect. That is kopf's private API: pyproject.toml
+pins kopf to the verified range, and tests/unit/test_kopf_slimwatch.py drives kopf's own
+`infinite_watch` to fail if a kopf upgrade stops routing events through here.
 
 **Superseded events skipped.** kopf hands an object's worker every watch event in order; a Go
 controller's work queue holds the object's key once, however many events came, and reads the
@@ -27,7 +27,7 @@ what it found at start-up), deletions and every event of an object being deleted
 through, so deleting keeps kopf's exact sequence. When the operator stops, the last event
 queued before the end of the stream counts as superseded too: the next start lists the object
 again. This wraps kopf's private `kopf._core.reactor.processing.process_resource_event`, which
-kopf looks up when the operator starts; tests/unit/test_slimwatch.py drives kopf's own watcher
+kopf looks up when the operator starts; tests/unit/test_kopf_slimwatch.py drives kopf's own watcher
 and workers to fail if that changes.
 
 **Listings reported.** kopf sends no DELETED event for an object deleted while its watch was
@@ -35,7 +35,7 @@ away (a 410 Gone, an API-server restart): it lists again, and the object is simp
 listing. Each `continuous_watch` call lists first (events of type None), then yields kopf's
 private `Bookmark.LISTED` before it streams; `install(listings=...)` hands the uids of each
 complete listing to a callback per resource, so the caller can drop what it still holds of
-objects that are gone. Verified with kopf 1.45.2 (requirements/*.lock).
+objects that are gone. Verified with kopf 1.45.2 (the range pyproject.toml pins).
 """
 
 from __future__ import annotations

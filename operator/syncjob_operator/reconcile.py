@@ -55,7 +55,7 @@ from syncjob_operator.status import (
     TerminalRecord,
     compute_status,
     condition,
-    settled,
+    converged,
     status_patch,
 )
 
@@ -319,8 +319,8 @@ class Reconciler:
         prior = dict(prior)
         if job.paused:
             return self._paused(job, prior, trigger)
-        if restart and settled(job, prior):
-            # A restart reads settled SyncJobs in the next drift pass, one list per scope,
+        if restart and converged(job, prior):
+            # A restart reads converged SyncJobs in the next drift pass, one list per scope,
             # instead of all at once here: the same reads, without a burst of every object.
             return NOTHING
         now = datetime.datetime.now(datetime.UTC)

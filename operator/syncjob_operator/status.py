@@ -316,7 +316,7 @@ def status_patch(new: Mapping[str, Any], prior: Mapping[str, Any]) -> dict[str, 
     return patch
 
 
-def settled(job: SyncJob, status: Mapping[str, Any]) -> bool:
+def converged(job: SyncJob, status: Mapping[str, Any]) -> bool:
     """Nothing is left for a change handler to finish: this generation is handled, the remote
     job is recorded and Ready, the last reconcile succeeded, and no create or requested run is
     in flight. Only drift can change that, and the drift pass looks for it per scope."""

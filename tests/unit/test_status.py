@@ -23,7 +23,7 @@ from syncjob_operator.status import (
     condition_message,
     condition_reason,
     condition_status,
-    settled,
+    converged,
     status_patch,
 )
 from tests.unit.jobs import ACTIVE, CREATING, FAILED, NOW, TRUTO_JOB, TRUTO_SPEC, TWINMAKER_JOB
@@ -313,7 +313,7 @@ REQUESTED_RUN = SyncJobSpec.model_validate(
         ),
     ],
 )  # fmt: skip
-def test_settled_means_nothing_left_but_drift(
+def test_converged_means_nothing_left_but_drift(
     job: SyncJob, status: dict[str, Any], expected: bool
 ) -> None:
-    assert settled(job, status) is expected
+    assert converged(job, status) is expected

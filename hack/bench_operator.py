@@ -28,7 +28,7 @@ side. Phases, each reported:
   steady    nothing changing for --steady-seconds: API writes and remote calls per period
   restart   the operator restarted over the settled objects: writes and reads it costs until
             its first drift pass is done
-  soak      operator RSS sampled over --soak-seconds with resyncs running (optional)
+  soak      operator RSS sampled over --soak-seconds with drift passes running (optional)
 
 Timings are measured here, never asserted in tests. Bounded: it stops by itself.
 """
@@ -89,7 +89,7 @@ from syncjob_operator.status import READY, compute_status, condition_status
 
 NAMESPACE, BASELINE, FLOOR, PEER = "bench", "baseline", "floor", "peer"
 PEER_OPERATOR = Path(__file__).with_name("bench_peer.py")
-INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per resync
+INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integration per drift pass
 READY_DEADLINE_SECONDS = 3600
 
 

@@ -31,7 +31,7 @@ REFUSED = ProviderError(
         pytest.param(
             Outcome(ACTIVE, "updated", drift=("tag extra", "tag team")), PRIOR_ACTIVE, "drift",
             [("DriftCorrected", True, "remote job arn:x drifted (tag extra, tag team); corrected")],
-            id="drift-found-by-the-resync-is-a-warning-naming-the-fields",
+            id="drift-found-by-the-drift-pass-is-a-warning-naming-the-fields",
         ),
         pytest.param(
             Outcome(ACTIVE, "updated"), PRIOR_ACTIVE, "drift",

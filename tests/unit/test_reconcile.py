@@ -238,7 +238,7 @@ def _retry_due(seconds_from_now: float) -> dict[str, str]:
         ),
     ],
 )  # fmt: skip
-async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Posted) -> None:
+async def test_drift_pass_guards(one: dict[str, Any], reconciles: bool, posted: Posted) -> None:
     provider = FakeProvider([OWNED_ACTIVE])
     handlers = _handlers(provider)
     await _drift_pass(handlers, one)
@@ -269,7 +269,7 @@ async def test_resync_guards(one: dict[str, Any], reconciles: bool, posted: Post
         ),
     ],
 )  # fmt: skip
-async def test_resync_and_kopf_retries(due_in: float, taken_over: bool, posted: Posted) -> None:
+async def test_drift_pass_and_kopf_retries(due_in: float, taken_over: bool, posted: Posted) -> None:
     provider = FakeProvider([OWNED_ACTIVE])
     handlers = _handlers(provider)
     one = body(external_id="id-1", status=RETRYING, annotations=_retry_due(due_in))
@@ -374,7 +374,7 @@ async def test_a_drift_pass_never_acts_on_a_spec_a_change_handler_has_replaced(
 
 
 async def _drift_pass(handlers: KopfHandlers, one: dict[str, Any]) -> None:
-    """What a drift pass does with `one` indexed: resyncs it if it is due."""
+    """What a drift pass does with `one` indexed: checks it if it is due."""
     await handlers.on_event(body=_body(one), type="MODIFIED")
     for member in handlers.reconciler.due_members():
         await handlers.drift_check(member)

@@ -6,6 +6,8 @@ a test can prove that a torn-down node left nothing behind."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import re
 import signal
@@ -14,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 # The Pod network: a bridge this module creates, whose gateway is also the node's address and
 # where the control plane and the emulators listen, so that Pods reach them without anything
@@ -22,6 +25,14 @@ BRIDGE = "syncjob0"
 POD_CIDR = "10.244.0.0/24"
 GATEWAY = "10.244.0.1"
 SERVICE_CIDR = "10.0.0.0/24"
+
+# One node per host: its lock is held for the node's life (the kernel drops it when the
+# holder dies, however it dies), and its record holds what `restore()` needs, so the next
+# node puts back what a killed one left.
+HOST_DIR = Path("/run/syncjob-node")
+LOCK = HOST_DIR / "lock"
+RECORD = HOST_DIR / "before.json"
+LOCK_WAIT_SECONDS = 1800.0
 
 # Set by the CNI bridge plugin (ip_forward) and kube-proxy (route_localnet, the bridge-nf
 # switches); restored on teardown.
@@ -39,6 +50,9 @@ NODE_PROGRAMS = frozenset(
     {"containerd", "containerd-shim", "containerd-shim-runc-v2", "kubelet", "kube-proxy"}
     | {"kube-scheduler", "k8s-pause", "runc"}
 )
+
+
+_SET_FIELDS = ("programs", "mounts", "netns", "links", "rules", "cgroups")
 
 
 class HostError(RuntimeError):
@@ -120,6 +134,22 @@ class HostState:
             sysctls=tuple((name, _read_sysctl(name)) for name in SYSCTLS),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        sets = {name: sorted(getattr(self, name)) for name in _SET_FIELDS}
+        return sets | {"sysctls": [list(pair) for pair in self.sysctls]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HostState:
+        return cls(
+            programs=frozenset(data["programs"]),
+            mounts=frozenset(data["mounts"]),
+            netns=frozenset(data["netns"]),
+            links=frozenset(data["links"]),
+            rules=frozenset(data["rules"]),
+            cgroups=frozenset(data["cgroups"]),
+            sysctls=tuple((name, value) for name, value in data["sysctls"]),
+        )
+
     def left_behind(self, after: HostState) -> dict[str, list[str]]:
         """What `after` holds that this snapshot did not, by kind; empty when clean."""
         added = {
@@ -161,11 +191,15 @@ def _node_processes() -> list[tuple[int, str]]:
 
 class HostChanges:
     """Sets up the Pod bridge and records the host state to restore: `create()` before the
-    control plane binds the gateway, `restore()` after every node process has stopped."""
+    control plane binds the gateway, `restore()` after every node process has stopped.
+
+    A second node on the host waits for the first; a node killed before its teardown is
+    torn down by the next one, from the record it left."""
 
     def __init__(self) -> None:
         self._before: HostState | None = None
         self._dumps: dict[str, str] = {}
+        self._lock: IO[str] | None = None
 
     def create(self) -> None:
         for tool in ("ip", "iptables-save", "iptables-restore", "ip6tables-save"):
@@ -173,13 +207,20 @@ class HostChanges:
                 raise HostError(f"{tool} is missing: run hack/install-debs.sh as root")
         if os.geteuid() != 0:
             raise HostError("the node tier needs root (network namespaces, mounts, iptables)")
-        if BRIDGE in HostState.capture().links:
-            raise HostError(
-                f"bridge {BRIDGE} already exists: another node is running, or one was killed"
-                f" before its teardown (remove it with: ip link delete {BRIDGE})"
-            )
-        self._before = HostState.capture()
-        self._dumps = {tool: _iptables_dump(tool) for tool in IPTABLES}
+        self._lock = _hold_node_lock()
+        try:
+            self._restore_killed_node()
+            if BRIDGE in HostState.capture().links:
+                raise HostError(
+                    f"bridge {BRIDGE} exists and no node records it: something outside this"
+                    f" project made it (remove it with: ip link delete {BRIDGE})"
+                )
+            self._before = HostState.capture()
+            self._dumps = {tool: _iptables_dump(tool) for tool in IPTABLES}
+            RECORD.write_text(json.dumps({"before": self._before.to_json(), "dumps": self._dumps}))
+        except BaseException:
+            self._release_lock()
+            raise
         run("ip", "link", "add", BRIDGE, "type", "bridge")
         run("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
         run("ip", "link", "set", BRIDGE, "up")
@@ -198,6 +239,44 @@ class HostChanges:
             if value is not None and _read_sysctl(name) != value:
                 (Path("/proc/sys") / name).write_text(value)
         self._before = None
+        RECORD.unlink(missing_ok=True)
+        self._release_lock()
+
+    def _restore_killed_node(self) -> None:
+        """Tears down what a node killed before its own teardown left, from its record."""
+        if not RECORD.exists():
+            return
+        recorded = json.loads(RECORD.read_text())
+        self._before = HostState.from_json(recorded["before"])
+        self._dumps = recorded["dumps"]
+        lock, self._lock = self._lock, None
+        try:
+            self.restore()
+        finally:
+            self._lock = lock
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _hold_node_lock() -> IO[str]:
+    HOST_DIR.mkdir(parents=True, exist_ok=True)
+    lock = LOCK.open("a")
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock.close()
+                raise HostError(
+                    f"another node held {LOCK} for {LOCK_WAIT_SECONDS:.0f} s; only one node"
+                    " runs on a host at a time"
+                ) from None
+            time.sleep(1)
 
 
 def kill_node_processes(before: frozenset[str]) -> None:

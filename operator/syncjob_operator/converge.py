@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 from syncjob_operator.model import PendingCreate, RunMark, SyncJob
 from syncjob_operator.ownership import REFUSALS, Claims, verdict
 from syncjob_operator.providers.base import (
+    NAME_TAKEN,
     CallError,
     Observation,
     Provider,
@@ -59,6 +60,11 @@ class IdentityWriter(Protocol):
     async def record_identity(self, job: SyncJob, remote_id: str) -> None:
         """May ride on the reconcile's final write: until it lands, the pending marker finds
         the job again after a crash."""
+        ...
+
+    async def drop_pending_create(self, job: SyncJob) -> None:
+        """The create was answered and made nothing: the marker (and the finalizer it needs)
+        may go, on the final write."""
         ...
 
     async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
@@ -116,21 +122,22 @@ async def converge(
     job = ctx.claims.recorded_identity(job)
     observed: Observation | None = None
     try:
-        observed = await provider.observe(job, max_age=max_age, progress=progress)
-        if max_age is not None and (not observed.exists or observed.up_to_date is None):
-            # A list can be up to max_age old and need not read everything: confirm first.
-            observed = await provider.observe(job, progress=progress)
         action: Action = "none"
-        if observed.exists:
-            owned = verdict(job, observed, ctx.claims)
-            if job.external_id != observed.remote_id or job.pending_create is not None:
-                await _record(job, observed, ctx)
-                action = "adopted" if owned == "adopt" else "recovered"
-        elif job.remote_id is not None and job.spec.deletion_policy == "Orphan":
-            return Outcome(observed)  # deleted out of band; Orphan means we do not own its life
-        else:
+        if _creates_first(job, ctx):
             async with ctx.claims.lock(await provider.scope(job)):
                 observed, action = await _create_once(job, ctx)
+        else:
+            observed = await provider.observe(job, max_age=max_age, progress=progress)
+            if max_age is not None and (not observed.exists or observed.up_to_date is None):
+                # A list can be up to max_age old and need not read everything: confirm first.
+                observed = await provider.observe(job, progress=progress)
+            if observed.exists:
+                action = await _judge(job, observed, ctx)
+            elif job.remote_id is not None and job.spec.deletion_policy == "Orphan":
+                return Outcome(observed)  # deleted out of band; Orphan: not ours to recreate
+            else:
+                async with ctx.claims.lock(await provider.scope(job)):
+                    observed, action = await _create_once(job, ctx)
         job = job.with_remote_id(observed.remote_id)
         drift: tuple[str, ...] = ()
         # Also right after a create: what the create call cannot set (a Truto schedule).
@@ -146,6 +153,19 @@ async def converge(
         return Outcome(observed, action, drift=drift, run_started=started)
     except CallError as error:
         return Outcome(None if _refused(error) else observed, error=error)
+
+
+def _creates_first(job: SyncJob, ctx: Context) -> bool:
+    """A job named by its spec that nothing records (no identity, no create marker) and whose
+    create this process has not sent: it is created without a read first (one call, not three),
+    and a taken name is read and judged then. Once sent, the name's holder is read first, so a
+    refused SyncJob does not repeat a create that fails."""
+    return (
+        ctx.provider.found_by_spec
+        and job.remote_id is None
+        and job.pending_create is None
+        and job.uid not in ctx.answered
+    )
 
 
 async def _observe_only(
@@ -234,18 +254,28 @@ async def _create_once(job: SyncJob, ctx: Context) -> tuple[Observation, Action]
     except CallError as error:
         if error.answered:
             ctx.answered[job.uid] = pending.encode()
-        raise
+        if error.code != NAME_TAKEN:
+            raise
+        await ctx.writer.drop_pending_create(job)  # unless the job holding the name is ours
+        taken = await provider.observe(job)
+        if not taken.exists:
+            raise ProviderError(
+                "CreateConflict", "the job's name was taken, then freed; retrying", retryable=True
+            ) from error
+        return taken, await _judge(job, taken, ctx)
     ctx.answered[job.uid] = pending.encode()
-    if not observed.exists:
-        # The name was taken (a conflict), and the job holding it went before it could be read.
-        raise ProviderError(
-            "CreateConflict", "the job's name was taken, then freed; retrying", retryable=True
-        )
-    if provider.marks_owner:
-        # Where jobs are named, the name may already be taken: the job must name us as owner.
-        verdict(job, observed, ctx.claims)
     await _record(job, observed, ctx)
     return observed, "recreated" if job.remote_id else "created"
+
+
+async def _judge(job: SyncJob, observed: Observation, ctx: Context) -> Action:
+    """Whether `job` may manage the existing remote job (raises the refusal if not), recording
+    it as the job's own where it is not yet."""
+    owned = verdict(job, observed, ctx.claims)
+    if job.external_id == observed.remote_id and job.pending_create is None:
+        return "none"
+    await _record(job, observed, ctx)
+    return "adopted" if owned == "adopt" else "recovered"
 
 
 async def _claim_leftover(job: SyncJob, ctx: Context) -> Observation | None:

@@ -185,6 +185,9 @@ class FinalWrite:
         self.annotations[EXTERNAL_ID_ANNOTATION] = remote_id
         self.annotations[CREATE_PENDING_ANNOTATION] = None
 
+    async def drop_pending_create(self, job: SyncJob) -> None:
+        self.annotations[CREATE_PENDING_ANNOTATION] = None
+
     async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
         await self.guard.mark_run(job, mark)
 

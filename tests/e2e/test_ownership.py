@@ -67,8 +67,15 @@ def test_a_second_syncjob_naming_a_taken_job_is_refused_and_never_acts_on_it(
     assert "remote" not in obj["status"]  # the other SyncJob's job is not mirrored as its own
     writes = ("TagResource", "UntagResource", "DeleteSyncJob")
     assert all(emulators.twinmaker_admin.count(op, key) == 0 for op in writes)
-    # It never held a job: no finalizer, so deleting it needs no operator and deletes nothing.
-    assert "finalizers" not in obj["metadata"]
+    # It never held a job: its create marker and finalizer go, so deleting it needs no
+    # operator and deletes nothing.
+    wait_until(
+        lambda: (
+            "finalizers"
+            not in kubectl.json("get", "syncjob", "second", "-n", namespace)["metadata"]
+        ),
+        what="the refused SyncJob's finalizer to go",
+    )
 
     kubectl.run("delete", "syncjob", "second", "-n", namespace, "--timeout=60s")
 
@@ -101,7 +108,8 @@ def test_orphan_releases_the_job_and_adopting_it_is_an_explicit_choice(
     assert obj["metadata"]["annotations"][EXTERNAL_ID_ANNOTATION] == arn
     assert _tags(emulators, arn)[OWNER_TAG] == f"{namespace}/newcomer"
     assert has_event(kubectl, namespace, "newcomer", "AdoptedRemoteJob")
-    assert emulators.twinmaker_admin.count("CreateSyncJob", f"{workspace}/SITEWISE") == 1
+    jobs = emulators.twinmaker.list_sync_jobs(workspaceId=workspace)["syncJobSummaries"]
+    assert [job["arn"] for job in jobs] == [arn]  # adopted, never a second job
 
 
 def test_adoption_refuses_a_job_whose_role_differs(

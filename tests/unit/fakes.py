@@ -20,14 +20,14 @@ from syncjob_operator.kopf_edge.handlers import KopfHandlers, index_entries
 from syncjob_operator.kube import KubeError
 from syncjob_operator.model import PendingCreate, ProviderName, RunMark, SyncJob
 from syncjob_operator.ownership import Claims
-from syncjob_operator.providers.base import Observation, ProviderError
+from syncjob_operator.providers.base import NAME_TAKEN, Observation, ProviderError
 from syncjob_operator.reconcile import Deps, Reconciler, Timing
 
 FINGERPRINT = "content-1"
 NEW_ID = "id-new"
 CREATED = Observation(exists=True, remote_id=NEW_ID, state="CREATING", settled=False)
 
-WRITES = ("mark", "identity:")
+WRITES = ("mark", "unmark", "identity:")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class FakeProvider:
     observations: list[Observation] = field(default_factory=list)
     leftovers: list[Observation] = field(default_factory=list)
     created: Observation = CREATED
+    name_taken: bool = False  # create() answers NAME_TAKEN, as a named provider does
     fail: dict[str, ProviderError] = field(default_factory=dict)
     journal: list[str] = field(default_factory=list)
     marks_owner: bool = False
@@ -74,6 +75,8 @@ class FakeProvider:
         assert self.journal[-1] == "mark", "the marker must be written just before the create"
         self._enter("create")
         self.created_for.append(job)
+        if self.name_taken:
+            raise ProviderError(NAME_TAKEN, "the name is taken", retryable=False)
         return self.created
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation:
@@ -116,6 +119,9 @@ class RecordingWriter:
 
     async def record_identity(self, job: SyncJob, remote_id: str) -> None:
         self.journal.append(f"identity:{remote_id}")
+
+    async def drop_pending_create(self, job: SyncJob) -> None:
+        self.journal.append("unmark")
 
     async def mark_run(self, job: SyncJob, mark: RunMark) -> None:
         self.journal.append(f"run-mark:{mark.request_id}")

@@ -142,23 +142,66 @@ async def test_an_absent_job_is_created_with_the_marker_before_and_identity_afte
 
 
 async def test_a_create_that_lands_on_a_job_owned_by_another_is_refused() -> None:
-    # TwinMaker names jobs: a ConflictException returns the existing job, judged by its tag.
+    # TwinMaker names jobs: a taken name is read, and the job holding it judged by its tag.
     taken = dataclasses.replace(ACTIVE, owner="other/job")
-    provider = FakeProvider([ABSENT], created=taken, marks_owner=True)
+    provider = FakeProvider([ABSENT, taken], name_taken=True, marks_owner=True)
     ctx, _ = context(provider, claims_of(OTHER_LIVE))
     outcome = await converge(JOB, ctx)
     assert outcome.error is not None
     assert outcome.error.code == OWNED_BY_ANOTHER
-    assert provider.journal == ["observe", "mark", "create"]  # no identity recorded
+    # No identity recorded, and the marker of a create that made nothing is dropped.
+    assert provider.journal == ["observe", "mark", "create", "unmark", "observe"]
 
 
-async def test_a_create_of_a_marking_provider_that_names_us_is_recorded() -> None:
-    mine = dataclasses.replace(CREATED, owner="ns/job")
-    provider = FakeProvider([ABSENT], created=mine, marks_owner=True)
+async def test_a_taken_name_held_by_a_job_naming_us_is_recovered() -> None:
+    mine = dataclasses.replace(ACTIVE, owner="ns/job")
+    provider = FakeProvider([ABSENT, mine], name_taken=True, marks_owner=True)
+    ctx, _ = context(provider)
+    outcome = await converge(JOB, ctx)
+    assert (outcome.action, outcome.error) == ("recovered", None)
+    assert provider.journal[-1] == f"identity:{ACTIVE.remote_id}"
+
+
+async def test_a_named_job_never_recorded_or_sent_is_created_without_a_read_first() -> None:
+    provider = FakeProvider(found_by_spec=True, marks_owner=True)
     ctx, _ = context(provider)
     outcome = await converge(JOB, ctx)
     assert (outcome.action, outcome.error) == ("created", None)
-    assert provider.journal[-1] == f"identity:{NEW_ID}"
+    assert provider.journal == ["mark", "create", f"identity:{NEW_ID}"]
+
+
+async def test_a_named_job_whose_name_an_unowned_job_holds_is_adopted_when_asked() -> None:
+    unowned = dataclasses.replace(ACTIVE, owner=None)
+    provider = FakeProvider([unowned], name_taken=True, found_by_spec=True, marks_owner=True)
+    ctx, _ = context(provider)
+    outcome = await converge(dataclasses.replace(JOB, adopt=True), ctx)
+    assert (outcome.action, outcome.error) == ("adopted", None)
+    assert provider.journal == [
+        *("mark", "create", "unmark", "observe"),
+        f"identity:{ACTIVE.remote_id}",
+    ]
+
+
+async def test_a_refused_named_job_reads_the_holder_first_the_next_time() -> None:
+    taken = dataclasses.replace(ACTIVE, owner="other/job")
+    provider = FakeProvider([taken, taken], name_taken=True, found_by_spec=True, marks_owner=True)
+    ctx, _ = context(provider, claims_of(OTHER_LIVE))
+    first = await converge(JOB, ctx)
+    again = await converge(JOB, ctx)
+    assert first.error is not None
+    assert again.error is not None
+    assert first.error.code == again.error.code == OWNED_BY_ANOTHER
+    assert provider.calls == ["create", "observe", "observe"]
+
+
+async def test_a_named_job_with_a_create_marker_is_read_before_any_create() -> None:
+    # A create may have landed before a crash: the marker sends it down the read-first path.
+    job = dataclasses.replace(JOB, pending_create=_pending(5))
+    provider = FakeProvider([ACTIVE], found_by_spec=True, marks_owner=True)
+    ctx, _ = context(provider)
+    await converge(job, ctx)
+    assert provider.calls[0] == "observe"
+    assert "create" not in provider.calls
 
 
 async def test_a_pending_marker_claims_the_oldest_leftover_nobody_else_claimed() -> None:
@@ -353,7 +396,7 @@ async def test_a_body_older_than_a_recreate_does_not_create_a_second_job() -> No
 
 async def test_a_name_taken_then_freed_during_create_is_retried_not_judged() -> None:
     # TwinMaker answered ConflictException, and the job holding the name was gone on re-read.
-    provider = FakeProvider([ABSENT], created=ABSENT)
+    provider = FakeProvider([ABSENT, ABSENT], name_taken=True)
     ctx, _ = context(provider)
     outcome = await converge(JOB, ctx)
     assert outcome.error is not None

@@ -137,6 +137,11 @@ class ProviderError(CallError):
     """A provider's remote call failed."""
 
 
+# Raised by create() where jobs are named and the name is already taken: nothing was created,
+# and the job holding the name is for the caller to read and judge.
+NAME_TAKEN = "NameTaken"
+
+
 @runtime_checkable
 class RunsProvider(Protocol):
     """A provider whose jobs run on demand (Truto): what spec.truto.run needs."""
@@ -178,7 +183,7 @@ class Provider(Protocol):
 
     async def create(self, job: SyncJob) -> Observation:
         """Creates the remote job, marked as owned by `job` where the provider can. Where jobs
-        are named, an existing job of that name is returned as observed instead."""
+        are named and the name is taken, raises ProviderError(NAME_TAKEN)."""
         ...
 
     async def update(self, job: SyncJob, observed: Observation) -> Observation: ...

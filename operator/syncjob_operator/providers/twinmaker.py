@@ -31,6 +31,7 @@ from syncjob_operator.metrics import REMOTE_CALLS, count_failed_call
 from syncjob_operator.model import ProviderName, SyncJob, TwinMakerSpec
 from syncjob_operator.providers.base import (
     ABSENT,
+    NAME_TAKEN,
     READ_TIMEOUT_SECONDS,
     Observation,
     ProviderError,
@@ -539,7 +540,12 @@ class TwinMakerProvider:
         except ProviderError as error:
             if error.code != "ConflictException":
                 raise
-            return await self.observe(job)  # the name is taken: the caller judges ownership
+            raise ProviderError(
+                NAME_TAKEN,
+                f"a sync job for {spec.sync_source} already exists in {spec.workspace_id}",
+                retryable=False,
+                operation="CreateSyncJob",
+            ) from error
         summary = {
             "arn": created["arn"],
             "status": {"state": created["state"]},

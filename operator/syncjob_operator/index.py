@@ -4,8 +4,8 @@ kopf's own indexes hold every handler until the initial listing is indexed, thro
 per object whose every change wakes every waiting worker: the wake-ups grow faster than the
 square of the object count (a bare ToggleSet: 4,000 objects 82 s, 2,000 13 s), and with
 kopf.index a restart over 10,000 SyncJobs runs its first handler after about 23 minutes. Here
-the index is filled from one paged LIST before kopf starts and kept current by an event
-handler, which kopf runs before an object's change handlers; no handler waits on another object.
+the index is filled from one paged LIST before kopf starts and kept current from each watch
+event before kopf's handlers see it (kopf_edge.slimwatch); no handler waits on another object.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ remote calls and identity writes (the crash guard is all about that order).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -209,7 +209,6 @@ def handlers_for(
     provider: FakeProvider,
     secrets: FakeSecrets | None = None,
     timing: Timing | None = None,
-    on_started: Callable[[], None] = lambda: None,
 ) -> KopfHandlers:
     """The operator's kopf callbacks over `provider` (as TwinMaker), recording every write."""
     deps = Deps(
@@ -218,6 +217,4 @@ def handlers_for(
         secrets=FakeSecrets() if secrets is None else secrets,
         timing=Timing() if timing is None else timing,
     )
-    handlers = KopfHandlers(Reconciler(deps), RecordingStatusWriter())
-    handlers.start_with(on_started)
-    return handlers
+    return KopfHandlers(Reconciler(deps), RecordingStatusWriter())

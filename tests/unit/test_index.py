@@ -1,4 +1,4 @@
-"""The SyncJob index: filled before kopf starts, kept current by kopf's event handler."""
+"""The SyncJob index: filled before kopf starts, kept current from each watch event."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import kopf
 
 from syncjob_operator.drift import Member
 from syncjob_operator.index import ObjectIndex
-from syncjob_operator.kopf_edge.handlers import KopfHandlers
 from syncjob_operator.kopf_edge.run import watched
 from syncjob_operator.kube import exact_namespaces
 from syncjob_operator.metrics import OBJECT_STATES
@@ -18,10 +17,6 @@ from tests.unit.fakes import (
     handlers_for,
 )
 from tests.unit.jobs import ACTIVE, body
-
-
-def _handlers(started: list[int]) -> KopfHandlers:
-    return handlers_for(FakeProvider([ACTIVE]), on_started=lambda: started.append(1))
 
 
 def _names(members: Any) -> list[str]:
@@ -81,29 +76,26 @@ def test_namespaces_are_matched_as_kopf_matches_them() -> None:
     assert not exact_namespaces(["team-a", "myapp-*"])
 
 
-async def test_events_keep_the_index_current_and_start_the_drift_pass_once() -> None:
-    started: list[int] = []
-    handlers = _handlers(started)
+def test_events_keep_the_index_current() -> None:
+    handlers = handlers_for(FakeProvider([ACTIVE]))
     handlers.prefill([body(name="listed", uid="u0", external_id="id-0")])
     assert _names(handlers.reconciler.index.get(MEMBER_KEY)) == ["listed"]
     assert [
         c.name for c in handlers.reconciler.deps.claims.claimants("AWSIoTTwinMaker", "id-0")
     ] == ["listed"]
-    assert started == []  # not before kopf runs a handler: no Event context yet
 
     one = kopf.Body(cast(kopf.RawBody, body(name="one", uid="u1", external_id="id-1")))
-    await handlers.on_event(body=one, type=None)  # kopf's listing
-    await handlers.on_event(body=one, type="MODIFIED")
+    handlers.on_watch_event(None, one)  # kopf's listing
+    handlers.on_watch_event("MODIFIED", one)
     assert _names(handlers.reconciler.index.get(MEMBER_KEY)) == ["listed", "one"]
     assert [
         c.name for c in handlers.reconciler.deps.claims.claimants("AWSIoTTwinMaker", "id-1")
     ] == ["one"]
     OBJECT_STATES.set("u1", "AWSIoTTwinMaker", "ACTIVE")  # as its reconcile would
-    await handlers.on_event(body=one, type="DELETED")
+    handlers.on_watch_event("DELETED", one)
     assert _names(handlers.reconciler.index.get(MEMBER_KEY)) == ["listed"]
     assert "u1" not in OBJECT_STATES.states  # gone from syncjob_objects, finalizer or not
     assert handlers.reconciler.deps.claims.claimants("AWSIoTTwinMaker", "id-1") == []
-    assert started == [1]
 
 
 def test_one_objects_value_under_a_key_alone_or_shared() -> None:

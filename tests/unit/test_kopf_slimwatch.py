@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import kopf
@@ -94,7 +95,12 @@ def event(kind: str | None, name: str, resource_version: str, **metadata: str) -
 
 
 async def processed_by_kopf(
-    monkeypatch: pytest.MonkeyPatch, *, installed: bool, expected: int
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    installed: bool,
+    expected: int,
+    observed: list[Any] | None = None,
+    first_processed: list[int] | None = None,
 ) -> list[Any]:
     """Runs kopf's own watcher and per-object workers over eight events of two objects and says
     which reached kopf's event processing (replaced by a recorder). The first event's processing
@@ -112,6 +118,13 @@ async def processed_by_kopf(
     ]
     all_queued, all_processed = asyncio.Event(), asyncio.Event()
     seen: list[Any] = []
+    observed = [] if observed is None else observed
+    first_processed = [] if first_processed is None else first_processed
+
+    def observe(event_type: str | None, raw: Mapping[str, Any]) -> None:
+        # Before kopf's processing of the same event: nothing of it seen yet.
+        assert (event_type, raw["metadata"]["resourceVersion"]) not in seen
+        observed.append((event_type, raw["metadata"]["resourceVersion"]))
 
     async def infinite_watch(**_: Any) -> AsyncIterator[dict[str, Any]]:
         for each in events:
@@ -130,14 +143,19 @@ async def processed_by_kopf(
     monkeypatch.setattr(processing, "process_resource_event", process_resource_event)
     if installed:
         slimwatch.install()
-        slimwatch.install()  # a second install must not wrap twice
+        slimwatch.install(  # a second install must not wrap twice
+            events={("syncjob.dev", "syncjobs"): observe},
+            first_processed=lambda: first_processed.append(len(seen)),
+        )
         assert processing.process_resource_event.__wrapped__ is process_resource_event  # type: ignore[attr-defined]
     settings = kopf.OperatorSettings()
+    resource = kopf.Resource("syncjob.dev", "v1alpha1", "syncjobs")
     await queueing.watcher(
         namespace=None,
         settings=settings,
-        resource=kopf.Resource("syncjob.dev", "v1alpha1", "syncjobs"),
-        processor=processing.process_resource_event,  # looked up as kopf's running.py does
+        resource=resource,
+        # Looked up and bound as kopf's running.py and orchestration.py do.
+        processor=functools.partial(processing.process_resource_event, resource=resource),
     )
     return seen
 
@@ -156,8 +174,17 @@ async def test_kopf_skips_events_a_newer_event_of_the_same_object_supersedes(
         ("DELETED", "8"),
     ]
     before = REGISTRY.get_sample_value("syncjob_watch_events_superseded_total") or 0.0
+    observed: list[Any] = []
+    first_processed: list[int] = []
+    processed = await processed_by_kopf(
+        monkeypatch,
+        installed=True,
+        expected=5,
+        observed=observed,
+        first_processed=first_processed,
+    )
     # The listing event and the deletion's events always go through; "b" has nothing newer.
-    assert await processed_by_kopf(monkeypatch, installed=True, expected=5) == [
+    assert processed == [
         (None, "1"),
         ("ADDED", "4"),
         ("MODIFIED", "6"),
@@ -165,6 +192,10 @@ async def test_kopf_skips_events_a_newer_event_of_the_same_object_supersedes(
         ("DELETED", "8"),
     ]
     assert REGISTRY.get_sample_value("syncjob_watch_events_superseded_total") == before + 3
+    # Each processed event reached the `events` callback first, superseded ones did not; the
+    # `first_processed` callback ran once, after the first event was processed.
+    assert observed == processed
+    assert first_processed == [1]
 
 
 @pytest.mark.usefixtures("kopf_api")

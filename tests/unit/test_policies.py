@@ -168,7 +168,7 @@ async def test_only_the_drift_pass_reads_progress() -> None:
     one = body(external_id="id-1", status=synced, annotations={LAST_HANDLED: "{}"})
     provider = FakeProvider([ACTIVE, ACTIVE])
     handlers = handlers_for(provider, timing=Timing(progress_seconds=0))  # due on every pass
-    await handlers.on_event(body=kopf.Body(cast(kopf.RawBody, one)), type="MODIFIED")
+    handlers.on_watch_event("MODIFIED", one)
     entries: dict[Any, Any] = index_entries(kopf.Body(cast(kopf.RawBody, one)))
     await handlers.drift_check(entries[("member",)])
     await handlers.on_change(kopf.Body(cast(kopf.RawBody, one)), kopf.Patch(), 0, LOGGER, "update")

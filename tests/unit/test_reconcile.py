@@ -293,13 +293,13 @@ async def test_a_drift_pass_never_acts_on_a_syncjob_deleted_since_it_began(
     secrets = FakeSecrets()
     handlers = _handlers(provider, secrets)
     live = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
-    await handlers.on_event(body=_body(live), type="MODIFIED")
+    handlers.on_watch_event("MODIFIED", _body(live))
     [taken_by_the_pass] = list(handlers.reconciler.due_members())
     deleting = body(external_id="id-1", status=SYNCED, annotations=HANDLED, deleting=True)
-    await handlers.on_event(body=_body(deleting), type="MODIFIED")
+    handlers.on_watch_event("MODIFIED", _body(deleting))
     handlers.reconciler.answered["u1"] = "its create marker"  # its create was answered here
     handlers.reconciler.finished.add("u1")  # what the delete handler records as it finishes
-    await handlers.on_event(body=_body(deleting), type="DELETED")
+    handlers.on_watch_event("DELETED", _body(deleting))
 
     await handlers.drift_check(taken_by_the_pass)
 
@@ -314,7 +314,7 @@ async def test_a_lost_status_is_rebuilt_once_kopfs_status_write_would_have_lande
 ) -> None:
     provider = FakeProvider([OWNED_ACTIVE])
     handlers = _handlers(provider)
-    await handlers.on_event(body=_body(body(external_id="id-1", annotations=HANDLED)), type=None)
+    handlers.on_watch_event(None, _body(body(external_id="id-1", annotations=HANDLED)))
     assert list(handlers.reconciler.due_members()) == []  # kopf's status write may be in flight
     for member in handlers.reconciler.due_members(now=time.time() + STATUS_IN_FLIGHT_SECONDS + 1):
         await handlers.drift_check(member)
@@ -331,7 +331,7 @@ async def test_a_listing_drops_what_is_kept_of_objects_it_did_not_return() -> No
         ("other", "elsewhere"): body(name="elsewhere", uid="u-other", namespace="other"),
     }
     for one in bodies.values():
-        await handlers.on_event(body=_body(one), type=None)
+        handlers.on_watch_event(None, _body(one))
     gone = SyncJob.from_body(bodies[("ns", "gone")])
     handlers.reconciler.deps.claims.claim(gone, "id-2")  # claimed in this process, not yet echoed
     OBJECT_STATES.set("u-gone", gone.spec.provider, "ACTIVE")
@@ -355,7 +355,7 @@ async def test_a_drift_pass_never_acts_on_a_spec_a_change_handler_has_replaced(
     provider = FakeProvider([])  # any remote call fails the test
     handlers = _handlers(provider)
     before = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
-    await handlers.on_event(body=_body(before), type="MODIFIED")
+    handlers.on_watch_event("MODIFIED", _body(before))
     [taken_by_the_pass] = list(handlers.reconciler.due_members())
     tagged = {"awsIoTTwinMaker": {**TWINMAKER_SPEC["awsIoTTwinMaker"], "tags": {"team": "b"}}}
     changed = body(
@@ -365,7 +365,7 @@ async def test_a_drift_pass_never_acts_on_a_spec_a_change_handler_has_replaced(
         status={**SYNCED, "observedGeneration": 4},
         annotations=HANDLED,
     )
-    await handlers.on_event(body=_body(changed), type="MODIFIED")  # handled, then indexed
+    handlers.on_watch_event("MODIFIED", _body(changed))  # handled, then indexed
 
     await handlers.drift_check(taken_by_the_pass)
 
@@ -375,7 +375,7 @@ async def test_a_drift_pass_never_acts_on_a_spec_a_change_handler_has_replaced(
 
 async def _drift_pass(handlers: KopfHandlers, one: dict[str, Any]) -> None:
     """What a drift pass does with `one` indexed: checks it if it is due."""
-    await handlers.on_event(body=_body(one), type="MODIFIED")
+    handlers.on_watch_event("MODIFIED", _body(one))
     for member in handlers.reconciler.due_members():
         await handlers.drift_check(member)
 

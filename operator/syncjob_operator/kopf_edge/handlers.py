@@ -6,7 +6,7 @@ here too, with direct writes instead of kopf's patch."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, cast
 
 import kopf
@@ -19,8 +19,6 @@ from syncjob_operator.kube_events import KubeEvent
 from syncjob_operator.model import PAUSED_ANNOTATION, SyncJob, may_hold_remote_job
 from syncjob_operator.ownership import IndexKey, job_entries
 from syncjob_operator.reconcile import MEMBER_KEY, ObjectLog, Reconciler, Result, Retry
-
-INDEX_HANDLER_ID = "index"  # the event handler that keeps the index current
 
 
 class DirectWriter(Protocol):
@@ -35,26 +33,18 @@ class KopfHandlers:
     def __init__(self, reconciler: Reconciler, writer: DirectWriter) -> None:
         self.reconciler = reconciler
         self.writer = writer
-        self._on_started: Callable[[], None] | None = None
-
-    def start_with(self, on_started: Callable[[], None]) -> None:
-        """`on_started` is called once, from the first watch event handled, where kopf's
-        context (Event posting) is current."""
-        self._on_started = on_started
 
     def prefill(self, bodies: Iterable[Mapping[str, Any]]) -> None:
         """Indexes SyncJobs listed before kopf starts: complete before any handler runs."""
         for raw in bodies:
-            body = kopf.Body(cast(kopf.RawBody, raw))
-            self.reconciler.remember(str(body.metadata.uid), index_entries(body))
+            self.on_watch_event(None, raw)
 
-    async def on_event(self, body: kopf.Body, type: str | None, **_: Any) -> None:
-        """Keeps the index current; kopf runs it before the object's change handlers."""
-        started, self._on_started = self._on_started, None
-        if started is not None:
-            started()
+    def on_watch_event(self, event_type: str | None, raw: Mapping[str, Any]) -> None:
+        """Keeps the index current from each watch event of a SyncJob, before kopf's handlers
+        see it (slimwatch calls it, not kopf: run.py)."""
+        body = kopf.Body(cast(kopf.RawBody, raw))
         uid = str(body.metadata.uid)
-        if type == "DELETED":
+        if event_type == "DELETED":
             self.reconciler.forget(uid)
         else:
             self.reconciler.remember(uid, index_entries(body))
@@ -206,12 +196,6 @@ def register(
     kopf.on.delete(
         *resource, registry=registry, labels=selector, id="delete", when=_may_hold_remote_job
     )(handlers.delete)
-    # Every SyncJob's claim, owner name and Secrets, for the ownership rules and the drift
-    # pass: filled before kopf starts (KopfHandlers.prefill), kept current here (index.py
-    # says why not kopf.index).
-    kopf.on.event(*resource, registry=registry, labels=selector, id=INDEX_HANDLER_ID)(
-        handlers.on_event
-    )
     kopf.on.event(
         "",
         "v1",

@@ -13,7 +13,7 @@ from kopf._cogs.structs.references import NamespaceName, match_namespace
 
 from syncjob_operator.drift import DriftPass
 from syncjob_operator.kopf_edge import slimwatch
-from syncjob_operator.kopf_edge.handlers import INDEX_HANDLER_ID, KopfHandlers, register
+from syncjob_operator.kopf_edge.handlers import KopfHandlers, register
 from syncjob_operator.kopf_edge.settings import configure_settings
 from syncjob_operator.kube import GROUP, PLURAL
 
@@ -38,12 +38,6 @@ def configure_logging(*, verbose: bool, json_format: bool) -> None:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers:  # kopf.configure's, which every line reaches
         handler.addFilter(quiet_request_retries)
-    # kopf logs each handler's success at INFO: for the index's event handler, a line per watch
-    # event per object (10,000 at every restart) that says nothing.
-    index_done = f"Handler '{INDEX_HANDLER_ID}' succeeded."
-    logging.getLogger("kopf.objects").addFilter(
-        lambda record: not str(record.msg).endswith(index_done)
-    )
 
 
 # kopf logs each attempt of its own API requests (watches, patches, Events) at ERROR with the
@@ -106,11 +100,17 @@ async def serve(
     handled, where kopf's context (Event posting) is current, and ends with kopf."""
     registry = kopf.OperatorRegistry()
     drift_tasks: list[asyncio.Task[None]] = []
-    handlers.start_with(lambda: drift_tasks.append(asyncio.create_task(drift.run())))
     register(registry, handlers, labels=selector)
-    # Every listing kopf makes of SyncJobs, the first one and each after its watch was away,
-    # tells which objects are gone without an event (the prefilled index's too).
-    slimwatch.install({(GROUP, PLURAL): handlers.reconciler.forget_unlisted})
+    slimwatch.install(
+        # Every listing kopf makes of SyncJobs, the first one and each after its watch was
+        # away, tells which objects are gone without an event (the prefilled index's too).
+        listings={(GROUP, PLURAL): handlers.reconciler.forget_unlisted},
+        # Every SyncJob's claim, owner name and Secrets, for the ownership rules and the drift
+        # pass: filled before kopf starts (KopfHandlers.prefill), kept current from each event
+        # before kopf's handlers run (index.py says why not kopf.index).
+        events={(GROUP, PLURAL): handlers.on_watch_event},
+        first_processed=lambda: drift_tasks.append(asyncio.create_task(drift.run())),
+    )
 
     async def stop_drift(**_: Any) -> None:
         for task in drift_tasks:

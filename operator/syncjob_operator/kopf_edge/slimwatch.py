@@ -1,4 +1,4 @@
-"""Two economies on kopf's watch streams, as Go controllers' informers and work queues make them.
+"""Economies on kopf's watch streams, as Go controllers' informers and work queues make them.
 
 **Smaller events.** Drop `metadata.managedFields` from every object kopf lists or watches, as
 client-go's informer transform `cache.TransformStripManagedFields` does for Go controllers.
@@ -30,6 +30,14 @@ again. This wraps kopf's private `kopf._core.reactor.processing.process_resource
 kopf looks up when the operator starts; tests/unit/test_kopf_slimwatch.py drives kopf's own watcher
 and workers to fail if that changes.
 
+**Events observed without a handler.** `install(events=...)` hands each event kopf is about to
+process (superseded ones are not) to a plain callback per resource, before kopf's handlers see
+it, as a Go informer's event handler sees each delta. Registered as a `kopf.on.event` handler,
+the same callback cost kopf's whole handler machinery (a cause, a handler context, a logged
+success) on every event of every object. `install(first_processed=...)` is called once, right
+after kopf first processed an event, in that worker's context (where kopf's Event posting is
+set up).
+
 **Listings reported.** kopf sends no DELETED event for an object deleted while its watch was
 away (a 410 Gone, an API-server restart): it lists again, and the object is simply not in the
 listing. Each `continuous_watch` call lists first (events of type None), then yields kopf's
@@ -54,7 +62,11 @@ _Process = Callable[..., Coroutine[Any, Any, Any]]
 _SUPERSEDABLE = frozenset({"ADDED", "MODIFIED"})  # not listings (type None) nor deletions
 # Called with the namespace a listing covered (None: all) and the uids it returned.
 OnListed = Callable[[str | None, frozenset[str]], None]
+# Called with an event's type (None: a listing) and its object, as the API server sent it.
+OnEvent = Callable[[str | None, Mapping[str, Any]], None]
 _on_listed: dict[tuple[str, str], OnListed] = {}  # by (group, plural)
+_on_event: dict[tuple[str, str], OnEvent] = {}
+_first_processed: list[Callable[[], None]] = []  # emptied when called
 
 
 def strip_managed_fields(event: Any) -> Any:
@@ -96,18 +108,36 @@ def _skipping_superseded(process: _Process) -> _Process:
         ):
             SUPERSEDED_EVENTS.inc()
             return None  # no patch made: kopf expects no new resource version
-        return await process(raw_event=raw_event, stream_pressure=stream_pressure, **kwargs)
+        resource = kwargs["resource"]
+        on_event = _on_event.get((resource.group, resource.plural))
+        if on_event is not None:
+            on_event(raw_event["type"], raw_event["object"])
+        version = await process(raw_event=raw_event, stream_pressure=stream_pressure, **kwargs)
+        while _first_processed:
+            _first_processed.pop()()
+        return version
 
     process_resource_event.__wrapped__ = process  # type: ignore[attr-defined]
     return process_resource_event
 
 
-def install(listings: Mapping[tuple[str, str], OnListed] | None = None) -> None:
+def install(
+    listings: Mapping[tuple[str, str], OnListed] | None = None,
+    events: Mapping[tuple[str, str], OnEvent] | None = None,
+    first_processed: Callable[[], None] | None = None,
+) -> None:
     """Route kopf's watch streams through `strip_managed_fields` and its event processing past
-    superseded events, and report each complete listing of a (group, plural) in `listings` to
-    its callback; call it before `kopf.operator`. Calling it again only replaces `listings`."""
+    superseded events; report each complete listing of a (group, plural) in `listings`, and each
+    event kopf processes of one in `events`, to its callback; call `first_processed` once, after
+    the first event kopf processed. Call it before `kopf.operator`; calling it again replaces
+    the callbacks only."""
     _on_listed.clear()
     _on_listed.update(listings or {})
+    _on_event.clear()
+    _on_event.update(events or {})
+    _first_processed.clear()
+    if first_processed is not None:
+        _first_processed.append(first_processed)
     if not hasattr(watching.continuous_watch, "__wrapped__"):
         watching.continuous_watch = _slimmed(watching.continuous_watch)
     if not hasattr(processing.process_resource_event, "__wrapped__"):

@@ -93,11 +93,10 @@ INTEGRATIONS = 10  # Truto jobs share integrations: one list call per integratio
 READY_DEADLINE_SECONDS = 3600
 
 
-def manifests(jobs: int) -> str:
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "truto"}},
-    ]
-    docs[0]["stringData"] = {"token": "t"}
+def manifests_of(jobs: int) -> list[dict[str, Any]]:
+    """`jobs` Truto SyncJobs (over INTEGRATIONS integrations) and `jobs` TwinMaker SyncJobs (a
+    workspace each)."""
+    syncjobs: list[dict[str, Any]] = []
     for i in range(jobs):
         truto = {
             "integrationName": f"crm{i % INTEGRATIONS}",
@@ -115,7 +114,7 @@ def manifests(jobs: int) -> str:
             (f"truto-{i}", {"truto": truto}),
             (f"twin-{i}", {"awsIoTTwinMaker": twin}),
         ):
-            docs.append(
+            syncjobs.append(
                 {
                     "apiVersion": f"{GROUP}/{VERSION}",
                     "kind": "SyncJob",
@@ -123,7 +122,18 @@ def manifests(jobs: int) -> str:
                     "spec": spec,
                 }
             )
-    return yaml.safe_dump_all(docs)
+    return syncjobs
+
+
+def manifests(jobs: int) -> str:
+    """The Truto token's Secret and manifests_of(jobs), as one YAML stream."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "truto"},
+        "stringData": {"token": "t"},
+    }
+    return yaml.safe_dump_all([secret, *manifests_of(jobs)])
 
 
 def rss_mib(pid: int) -> float:

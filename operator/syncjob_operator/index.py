@@ -80,6 +80,13 @@ class ObjectIndex:
         held = self._value(uid, key)
         return None if held is _ABSENT else held
 
+    def items(self, key: IndexKey) -> list[tuple[str, Any]]:
+        """(uid, value) of every object holding a value under `key`."""
+        held = self._by_key.get(key)
+        if held is None:
+            return []
+        return [held] if isinstance(held, tuple) else list(held.items())
+
     def get(self, key: IndexKey, default: Collection[Any] = ()) -> Collection[Any]:
         held = self._by_key.get(key)
         if held is None:

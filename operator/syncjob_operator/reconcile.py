@@ -260,6 +260,9 @@ class Reconciler:
         self.index = ObjectIndex()
         self.locks = KeyedLocks()  # a change, a deletion and the drift pass never interleave
         self._progress_read: dict[str, float] = {}  # by uid: when its progress was last read
+        # By uid: when a change reconcile last read its remote job, while that is recent enough
+        # for the drift pass to leave the object to a later pass (due_members).
+        self._changed_at: dict[str, float] = {}
         # The create marker whose create this process saw answered, by uid: nothing of it is in
         # flight. Only an object's latest marker matters (a newer one replaces it).
         self.answered: dict[str, str] = {}
@@ -279,6 +282,7 @@ class Reconciler:
         held a remote job is deleted without a deletion reconcile)."""
         self.index.remove(uid)
         self._progress_read.pop(uid, None)
+        self._changed_at.pop(uid, None)
         OBJECT_STATES.states.pop(uid, None)
         self.answered.pop(uid, None)
         self.finished.discard(uid)
@@ -295,9 +299,20 @@ class Reconciler:
 
     def due_members(self, now: float | None = None) -> Iterator[Member]:
         """The SyncJobs the drift pass looks at `now` (epoch seconds; default: now): those no
-        change handler owns. Checked before anything is parsed: during a burst most are."""
+        change handler owns, nor read less than half a period ago (so at most one and a half
+        periods pass between two reads of a remote job). Checked before anything is parsed:
+        during a burst most objects are skipped."""
         now = time.time() if now is None else now
-        return (m for m in self.index.get(MEMBER_KEY) if now >= m.handler_until)
+        fresh_since = now - self.deps.timing.drift_seconds / 2
+        for uid, member in self.index.items(MEMBER_KEY):
+            if now < member.handler_until:
+                continue
+            changed_at = self._changed_at.get(uid)
+            if changed_at is not None:
+                if changed_at > fresh_since:
+                    continue
+                del self._changed_at[uid]  # old enough: nothing more to remember
+            yield member
 
     def secret_unneeded(self, namespace: str, name: str) -> bool:
         """No SyncJob of this operator still needs the Secret."""
@@ -351,6 +366,8 @@ class Reconciler:
                 async with deps.reconciles:
                     outcome = await converge.converge(job, ctx, max_age=max_age, progress=progress)
             outcome = await self._settle(job, ctx, outcome)
+        if trigger == "change" and outcome.error is None and outcome.observation is not None:
+            self._changed_at[job.uid] = time.time()
         RECONCILE_SECONDS.labels(job.spec.provider, trigger).observe(time.monotonic() - started)
         error = outcome.error
         blocked = outcome.action != "orphaned" and error is not None and not error.retryable

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import time
@@ -293,6 +294,11 @@ async def _run(args: argparse.Namespace) -> None:
             await wait_until_served(kube, stop)
             async for page in list_syncjobs(kube, args.namespaces, args.selector, watched=watched):
                 handlers.prefill(page)
+            # What start-up built (the modules and their tables, the clients, the prefilled
+            # index) lives as long as the process: kept out of the collector's full passes,
+            # which otherwise walk all of it again every time, and more often the more
+            # SyncJobs there are.
+            gc.freeze()
             await kopf_run.serve(
                 handlers,
                 drift,

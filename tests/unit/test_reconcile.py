@@ -602,3 +602,22 @@ def test_only_a_syncjob_that_may_hold_a_remote_job_needs_the_delete_handler(
 ) -> None:
     # Everything else is deleted without the operator: kopf adds no finalizer of its own.
     assert may_hold_remote_job(_body(one)) is holds
+
+
+async def test_the_drift_pass_leaves_a_job_a_change_just_read_to_a_later_pass(
+    posted: Posted,
+) -> None:
+    """Read by its change reconcile less than half a period ago, a SyncJob is not read again by
+    the drift pass: at most one and a half periods pass between two reads of its remote job."""
+    handlers = _handlers(FakeProvider([OWNED_ACTIVE]))
+    synced = body(external_id="id-1", status=SYNCED, annotations=HANDLED)
+    handlers.on_watch_event("MODIFIED", _body(synced))
+    await handlers.on_change(_body(synced), kopf.Patch(), 0, LOGGER, "update")
+    half = TIMING.drift_seconds / 2
+    reconciler = handlers.reconciler
+
+    assert list(reconciler.due_members()) == []
+    assert list(reconciler.due_members(now=time.time() + half - 1)) == []
+    [member] = reconciler.due_members(now=time.time() + half + 1)
+    assert member.job.name == "job"
+    assert len(list(reconciler.due_members())) == 1  # once due, due in every pass after

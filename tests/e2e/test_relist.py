@@ -61,7 +61,13 @@ def test_objects_deleted_while_the_watch_was_away_are_dropped_after_the_relist(
     finally:
         os.kill(operator.pid, signal.SIGCONT)
 
-    wait_until(lambda: _sample(operator, "syncjob_objects") == 1, what="the deleted uncounted")
+    # The API server's restart, kopf's reconnect and its relist share a loaded machine with the
+    # rest of the suite.
+    wait_until(
+        lambda: _sample(operator, "syncjob_objects") == 1,
+        timeout=120,
+        what="the deleted uncounted",
+    )
     # Two whole drift passes after that: the pass walks one scope, the live object's workspace.
     assert wait_for_drift_passes(operator, 2, time.monotonic() + 60)
     assert _sample(operator, "syncjob_drift_pass_scopes") == 1
